@@ -1,0 +1,227 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Key is the dotted YAML key, e.g. "mail.smtp.port"; "" for the file as
+	// a whole.
+	Key string
+	// Line is the 1-based line in the file, or 0 when unknown.
+	Line int
+	// Msg says what is wrong and what to do.
+	Msg string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Error lists every problem found in one file. Its message is one line per
+// problem, each prefixed with the file name.
+type Error struct {
+	// Path is the config file.
+	Path string
+	// Problems are in file order where lines are known.
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = e.Path + ": " + p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads the file at path, rejects unknown keys, fills defaults and
+// validates the settings every role needs (see Validate). Any problems come
+// back as a *Error. A missing file gives an error for which IsNotFound is
+// true.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w: create it from config.example.yaml, or pass --config FILE", path, errNoConfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for bytes already read; path is used in messages and to
+// resolve relative paths.
+func Parse(path string, data []byte) (*Config, error) {
+	cfg := &Config{Path: path}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, errEOF) || strings.Contains(err.Error(), "EOF") {
+			return nil, &Error{Path: path, Problems: []Problem{{Msg: "the file is empty; start from config.example.yaml"}}}
+		}
+		return nil, &Error{Path: path, Problems: []Problem{{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, &Error{Path: path, Problems: []Problem{{Line: root.Line, Msg: "the top level must be a mapping of keys (role:, name:, mail:, …)"}}}
+	}
+	var probs []Problem
+	lines := map[int]string{}
+	checkKeys(root, reflect.TypeOf(Config{}), "", &probs, lines)
+	if len(probs) == 0 {
+		if err := root.Decode(cfg); err != nil {
+			probs = append(probs, decodeProblems(err, lines)...)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, &Error{Path: path, Problems: probs}
+	}
+	cfg.ApplyDefaults()
+	if probs := cfg.validate(""); len(probs) > 0 {
+		return nil, &Error{Path: path, Problems: probs}
+	}
+	cfg.Warnings = cfg.literalSecretWarnings()
+	return cfg, nil
+}
+
+var errEOF = errors.New("EOF")
+
+// checkKeys walks a mapping node beside the struct type t and records every
+// key that t has no field for, and every duplicated key.
+// lines maps the line of each value to its dotted key, for messages from
+// the decoder, which know only the line.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, lines map[int]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = f.Type
+		names = append(names, tag)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		if seen[k.Value] {
+			*probs = append(*probs, Problem{Key: key, Line: k.Line, Msg: "appears twice; keep one"})
+			continue
+		}
+		seen[k.Value] = true
+		ft, ok := fields[k.Value]
+		if !ok {
+			msg := "unknown key"
+			if s := closest(k.Value, names); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else {
+				msg += fmt.Sprintf("; keys here are: %s", strings.Join(names, ", "))
+			}
+			*probs = append(*probs, Problem{Key: key, Line: k.Line, Msg: msg})
+			continue
+		}
+		lines[k.Line] = key
+		if v.Line != k.Line {
+			lines[v.Line] = key
+		}
+		checkKeys(v, ft, key+".", probs, lines)
+	}
+}
+
+// closest returns the name within edit distance 2 of s, or "".
+func closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// decodeProblems turns yaml.v3's type errors ("line 3: cannot unmarshal
+// !!str `abc` into int") into Problems.
+func decodeProblems(err error, lines map[int]string) []Problem {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []Problem{{Msg: err.Error()}}
+	}
+	var probs []Problem
+	for _, e := range te.Errors {
+		p := Problem{Msg: e}
+		var line int
+		if _, scanErr := fmt.Sscanf(e, "line %d:", &line); scanErr == nil {
+			p.Line = line
+			p.Key = lines[line]
+			p.Msg = strings.TrimSpace(e[strings.Index(e, ":")+1:])
+		}
+		p.Msg = friendlyType(p.Msg)
+		probs = append(probs, p)
+	}
+	return probs
+}
+
+func friendlyType(msg string) string {
+	r := strings.NewReplacer(
+		"cannot unmarshal !!str", "expected a different kind of value, got the text",
+		"cannot unmarshal !!seq", "expected a single value, got a list",
+		"cannot unmarshal !!map", "expected a single value, got a mapping",
+		"into int", "where a whole number is needed",
+		"into float64", "where a number is needed",
+		"into bool", "where true or false is needed",
+		"into []string", "where a list is needed (write [a, b] or one '- item' per line)",
+		"into string", "where text is needed",
+	)
+	return r.Replace(msg)
+}
