@@ -12,6 +12,14 @@
 //     and has no authenticity: anyone who sees two messages can read it, and
 //     anyone can forge one. It exists only so old deployments can migrate.
 //
+// Keys: GenerateServerKey makes a ServerKey (the shared secret and the
+// Ed25519 signing key); its ClientKey (the secret and the public key) is what
+// clients hold. Both have a text form (Text, ParseServerKey, ParseClientKey,
+// ParseClientKeys) and a redacted String that is safe to log.
+//
+// Errors that callers branch on are ErrMalformed, ErrVersion, ErrWrongKey and
+// ErrBadSignature; test them with errors.Is.
+//
 // The package is pure: no I/O and no clock. The caller sets Payload.IssuedAt
 // and passes a random source where one is needed.
 package codec
