@@ -1,0 +1,25 @@
+// Package publisher is ipsync's server role: it watches the host's public
+// address and mails it to the clients' mailboxes.
+//
+// A [Publisher] checks the address every Options.CheckEvery (default 5m)
+// through a [Discoverer], publishes at once when it changes and otherwise
+// sends a heartbeat every Options.HeartbeatEvery (default 1h). Each message
+// carries the text of Options.Encode (a sealed or legacy codec message) as a
+// text/plain body under a neutral subject, and goes to every address of
+// Options.To in one SMTP transaction ([SMTPMailer], built on go-mail).
+//
+// Delivery is crash-safe and never reuses a sequence number: the number is
+// reserved in the state file (a [Store]) before the message is sent, and
+// recorded as sent afterwards. Failed sends retry with capped exponential
+// backoff and jitter, always with the newest known address; a permanent
+// refusal by the mail server ([ErrRejected], e.g. 535 authentication failed)
+// is reported in [Status] and not retried until the address changes, the
+// user asks with PublishNow, or a heartbeat interval has passed.
+//
+// With Options.Retention set, the publisher deletes its own older messages
+// from the mailbox over IMAP after each successful send, keeping the newest
+// ones; it never touches other mail.
+//
+// Waits use the time package's timers, so tests drive the schedule with
+// testing/synctest.
+package publisher
