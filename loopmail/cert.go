@@ -17,10 +17,10 @@ import (
 // certValidity is how long a generated certificate is valid.
 const certValidity = 24 * time.Hour
 
-// selfSignedCert makes an ECDSA P-256 certificate for 127.0.0.1, ::1 and
+// SelfSignedCert makes an ECDSA P-256 certificate for 127.0.0.1, ::1 and
 // localhost that is its own CA, valid from an hour before now for
 // certValidity. It returns the certificate and its PEM.
-func selfSignedCert(now time.Time) (tls.Certificate, []byte, error) {
+func SelfSignedCert(now time.Time) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("generate certificate key: %w", err)

@@ -231,7 +231,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	tlsConfig := opts.TLSConfig
 	needTLS := isTLS(opts.SMTPTLS) || isTLS(opts.IMAPTLS)
 	if needTLS && tlsConfig == nil {
-		cert, pemBytes, err := selfSignedCert(time.Now())
+		cert, pemBytes, err := SelfSignedCert(time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("loopmail: start: %w", err)
 		}

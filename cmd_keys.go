@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"ipsync/codec"
+)
+
+const keygenSynopsis = `ipsync keygen [--server-key FILE] [--out DIR]
+
+Makes a new server key and prints it with its client key. The server key
+(ipsync-server-1:…) stays on the server: it seals and signs messages. The
+client key (ipsync-client-1:…) goes to every staff PC: it opens messages and
+checks they came from the server, but cannot forge one.
+
+With --server-key FILE, prints the client key of an existing server key
+instead. With --out DIR, writes server.key and client.key (mode 0600) into
+DIR instead of printing the keys.`
+
+func runKeygen(_ context.Context, e *env, args []string) error {
+	fs := e.newFlags("keygen", keygenSynopsis, false)
+	from := fs.String("server-key", "", "derive the client key from this server key file")
+	out := fs.String("out", "", "write server.key and client.key into this directory")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("keygen takes no arguments, got %q", fs.Args())
+	}
+	var sk codec.ServerKey
+	if *from != "" {
+		data, err := os.ReadFile(*from)
+		if err != nil {
+			return usageErr("read --server-key: %v", err)
+		}
+		sk, err = codec.ParseServerKey(string(data))
+		if err != nil {
+			return usageErr("--server-key %s: %v", *from, err)
+		}
+		fmt.Fprintf(e.stdout, "# client key for %s (key id %s)\n%s\n", *from, sk.ID(), sk.ClientKey().Text())
+		return nil
+	}
+	sk, err := codec.GenerateServerKey(nil)
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	ck := sk.ClientKey()
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o700); err != nil {
+			return usageErr("--out: %v", err)
+		}
+		for name, text := range map[string]string{"server.key": sk.Text(), "client.key": ck.Text()} {
+			path := strings.TrimRight(*out, "/") + "/" + name
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return usageErr("--out: %v (ipsync never overwrites a key file)", err)
+			}
+			_, werr := fmt.Fprintln(f, text)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return fmt.Errorf("write %s: %w", path, werr)
+			}
+		}
+		fmt.Fprintf(e.stdout, "wrote %s/server.key (keep on the server) and %s/client.key (copy to each client); key id %s\n", *out, *out, sk.ID())
+		return nil
+	}
+	fmt.Fprintf(e.stdout, `# ipsync keys, key id %s
+# Server key: keep it on the server only (codec.key on the server).
+%s
+# Client key: give it to every staff PC (codec.key on the clients).
+%s
+`, sk.ID(), sk.Text(), ck.Text())
+	return nil
+}
+
+const legacySynopsis = `ipsync legacy encode --factor F --alphabet A --padding P IPV4
+       ipsync legacy decode --factor F --alphabet A [--padding P] -- TEXT
+
+The original tool's format, for migrating old deployments. It is obfuscation,
+not encryption: anyone can read or forge it. Prefer the sealed format.
+Put -- before TEXT when it starts with '-' (negative factors).`
+
+func runLegacy(_ context.Context, e *env, args []string) error {
+	fs := e.newFlags("legacy", legacySynopsis, false)
+	factor := fs.String("factor", "", "the shared factor, a number in [-10, 10] other than 0")
+	alphabet := fs.String("alphabet", "", "the 10-letter alphabet of key digits")
+	padding := fs.String("padding", "", "the padding letters (decode: optional)")
+	if len(args) == 0 {
+		return usageErr("legacy needs encode or decode; see `ipsync legacy --help`")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		return e.parse(fs, args)
+	}
+	sub := args[0]
+	if sub != "encode" && sub != "decode" {
+		return usageErr("legacy %q: use encode or decode", sub)
+	}
+	if err := e.parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErr("legacy %s takes exactly one %s argument, got %d", sub, map[string]string{"encode": "IPv4 address", "decode": "TEXT"}[sub], fs.NArg())
+	}
+	f, err := strconv.ParseFloat(*factor, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return usageErr("--factor %q is not a number; copy the factor of the old deployment, e.g. --factor -9.616013867352109", *factor)
+	}
+	l := codec.Legacy{Factor: f, Alphabet: *alphabet, Padding: *padding}
+	if sub == "encode" && *padding == "" {
+		return usageErr("legacy encode needs --padding (the letters drawn after each group)")
+	}
+	if err := l.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	arg := fs.Arg(0)
+	if sub == "encode" {
+		ip, err := netip.ParseAddr(arg)
+		if err != nil || !ip.Is4() {
+			return usageErr("%q is not an IPv4 address; the legacy format carries IPv4 only", arg)
+		}
+		text, err := l.Encode(ip)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		fmt.Fprintln(e.stdout, text)
+		return nil
+	}
+	ip, err := l.Decode(strings.TrimSpace(arg))
+	if err != nil {
+		return withCode(exitNoResult, err)
+	}
+	fmt.Fprintln(e.stdout, ip)
+	return nil
+}

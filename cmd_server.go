@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"ipsync/codec"
+	"ipsync/config"
+	"ipsync/publisher"
+	"ipsync/publisher/discover"
+	"ipsync/tray"
+)
+
+const serverSynopsis = `ipsync server [--config F] [--headless] [--verbose]
+
+Runs the server role: checks the public address every publisher.check_every,
+mails it at once when it changes and as a heartbeat every
+publisher.heartbeat_every otherwise. With a desktop it shows a tray icon;
+with --headless, or without a display, it logs instead (systemd, scripts).
+Stops on SIGINT/SIGTERM.`
+
+const publishSynopsis = `ipsync publish --once [--config F] [--ip ADDR]...
+
+Finds the public address now (or takes it from --ip, once per family, no
+detection) and sends one message, then prints what it sent.
+Exit 0 when sent, 1 when no address could be agreed, 2 for a config error,
+3 for a mail or network error.`
+
+// discoverAdapter adapts a discover.Discoverer to publisher.Discoverer.
+type discoverAdapter struct{ d *discover.Discoverer }
+
+func (a discoverAdapter) Discover(ctx context.Context) (publisher.Addrs, error) {
+	r, err := a.d.Discover(ctx)
+	return publisher.Addrs{IPv4: r.IPv4, IPv6: r.IPv6}, err
+}
+
+// newDiscoverer builds the address discovery of cfg.
+func newDiscoverer(cfg *config.Config, log *slog.Logger) (*discover.Discoverer, error) {
+	d, err := discover.New(discover.Options{
+		Sources:    cfg.Publisher.Sources,
+		Agree:      cfg.Publisher.Agree,
+		IPv4:       discover.Mode(cfg.Publisher.IPv4),
+		IPv6:       discover.Mode(cfg.Publisher.IPv6),
+		IPv6Suffix: cfg.Publisher.IPv6Suffix,
+		UserAgent:  discover.UserAgent(version),
+		Logger:     log.With("part", "discover"),
+	})
+	if err != nil {
+		return nil, usageErr("%s: publisher.sources: %v (presets: %s)", cfg.Path, err, strings.Join(discover.Presets(), ", "))
+	}
+	return d, nil
+}
+
+// encoder returns the message encoder of cfg for the server.
+func encoder(cfg *config.Config, sec secrets) func(codec.Payload) (string, error) {
+	if cfg.Codec.Format == string(codec.FormatLegacy) {
+		l := legacyCodec(cfg)
+		return func(p codec.Payload) (string, error) {
+			if !p.IPv4.IsValid() {
+				return "", errors.New("the legacy format carries IPv4 only, and there is no IPv4 address")
+			}
+			text, err := l.Encode(p.IPv4)
+			return text + "\n", err
+		}
+	}
+	key := sec.server
+	return func(p codec.Payload) (string, error) { return codec.Seal(p, key, nil) }
+}
+
+// newPublisher builds the publisher of cfg; d may be nil for --ip.
+func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *slog.Logger, onStatus func(publisher.Status)) (*publisher.Publisher, error) {
+	smtp, imap, err := endpoints(cfg)
+	if err != nil {
+		return nil, err
+	}
+	statePath, err := cfg.StatePath("server-" + cfg.Name + ".json")
+	if err != nil {
+		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	var retention *publisher.RetentionOptions
+	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
+		retention = &publisher.RetentionOptions{
+			IMAP:         imap,
+			Mailbox:      cfg.Mail.IMAP.Mailbox,
+			KeepMessages: *cfg.Publisher.KeepMessages,
+		}
+	}
+	p, err := publisher.New(publisher.Options{
+		Name:           cfg.Name,
+		Subject:        cfg.Publisher.Subject,
+		From:           cfg.Mail.Address,
+		To:             cfg.Publisher.To,
+		SMTP:           smtp,
+		Username:       cfg.Mail.Username,
+		Password:       sec.password,
+		Encode:         encoder(cfg, sec),
+		Discoverer:     d,
+		CheckEvery:     cfg.Publisher.CheckEvery.D(),
+		HeartbeatEvery: cfg.Publisher.HeartbeatEvery.D(),
+		StatePath:      statePath,
+		Retention:      retention,
+		Logger:         log.With("role", "server"),
+		OnStatus:       onStatus,
+	})
+	if err != nil {
+		return nil, usageErr("%s: %v", cfg.Path, err)
+	}
+	return p, nil
+}
+
+func runServer(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("server", serverSynopsis, true)
+	headless := fs.Bool("headless", false, "no tray icon: log only")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("server takes no arguments, got %q", fs.Args())
+	}
+	log := e.logger(true)
+	cfg, err := e.loadConfig(config.RoleServer, log)
+	if err != nil {
+		return err
+	}
+	sec, err := resolveSecrets(cfg, config.RoleServer)
+	if err != nil {
+		return err
+	}
+	d, err := newDiscoverer(cfg, log)
+	if err != nil {
+		return err
+	}
+	var u *ui
+	p, err := newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
+		if u != nil {
+			u.set(serverStatus(cfg.Name, s))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	u = startUI(ctx, e, log, *headless, tray.Options{
+		Role:       tray.RoleServer,
+		Name:       cfg.Name,
+		ConfigPath: cfg.Path,
+		NoNotify:   !cfg.NotifyEnabled(),
+		Actions:    tray.Actions{PublishNow: p.PublishNow, SetPaused: p.SetPaused},
+	})
+	u.set(serverStatus(cfg.Name, p.Status()))
+	return u.run(ctx, p.Run)
+}
+
+// serverStatus is what the server tray shows.
+func serverStatus(name string, s publisher.Status) tray.Status {
+	t := tray.Status{
+		Name:          name,
+		IPv4:          s.Addrs.IPv4,
+		IPv6:          s.Addrs.IPv6,
+		LastCheck:     s.LastCheck,
+		LastSent:      s.LastSent,
+		NextHeartbeat: s.NextHeartbeat,
+		Seq:           s.LastSeq,
+		Paused:        s.Paused,
+		State:         tray.Current,
+	}
+	switch {
+	case s.LastError != nil:
+		t.State = tray.Error
+		t.Err = s.LastError.Error()
+		t.ErrKind = "send"
+		if errors.Is(s.LastError, publisher.ErrRejected) {
+			t.ErrKind = "rejected"
+		}
+	case s.Addrs.IsZero():
+		t.State = tray.Unknown
+	case s.Pending:
+		t.State = tray.Working
+	}
+	return t
+}
+
+func runPublish(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("publish", publishSynopsis, true)
+	once := fs.Bool("once", false, "send one message and exit (required)")
+	var ips []string
+	fs.Func("ip", "publish this address instead of detecting it (IPv4 and/or IPv6; repeat for both)", func(s string) error {
+		ips = append(ips, s)
+		return nil
+	})
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if !*once {
+		return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
+	}
+	if fs.NArg() > 0 {
+		return usageErr("publish takes no arguments, got %q", fs.Args())
+	}
+	addrs, err := parseIPFlags(ips)
+	if err != nil {
+		return err
+	}
+	log := e.logger(false)
+	cfg, err := e.loadConfig(config.RoleServer, log)
+	if err != nil {
+		return err
+	}
+	sec, err := resolveSecrets(cfg, config.RoleServer)
+	if err != nil {
+		return err
+	}
+	var d publisher.Discoverer
+	if addrs.IsZero() {
+		dd, err := newDiscoverer(cfg, log)
+		if err != nil {
+			return err
+		}
+		d = discoverAdapter{dd}
+	}
+	p, err := newPublisher(cfg, sec, d, log, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var sent publisher.Sent
+	if addrs.IsZero() {
+		sent, err = p.RunOnce(ctx)
+	} else {
+		sent, err = p.PublishAddrs(ctx, addrs)
+	}
+	if err != nil {
+		if errors.Is(err, discover.ErrNoAgreement) || errors.Is(err, publisher.ErrNoAddress) {
+			return withCode(exitNoResult, err)
+		}
+		return withCode(exitNetwork, err)
+	}
+	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(cfg.Publisher.To, ", "))
+	return nil
+}
+
+// parseIPFlags validates --ip values: at most one per family, public
+// unicast addresses only.
+func parseIPFlags(ips []string) (publisher.Addrs, error) {
+	var a publisher.Addrs
+	for _, s := range ips {
+		ip, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return a, usageErr("--ip %q is not an IP address", s)
+		}
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+			return a, usageErr("--ip %s is not a public unicast address", ip)
+		}
+		if ip.Is4() {
+			if a.IPv4.IsValid() {
+				return a, usageErr("--ip given twice for IPv4 (%s and %s)", a.IPv4, ip)
+			}
+			a.IPv4 = ip
+		} else {
+			if a.IPv6.IsValid() {
+				return a, usageErr("--ip given twice for IPv6 (%s and %s)", a.IPv6, ip)
+			}
+			a.IPv6 = ip
+		}
+	}
+	return a, nil
+}
+
+// checkServer tries the SMTP login and asks every address source once.
+func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLine {
+	quiet := slog.New(slog.DiscardHandler)
+	var lines []checkLine
+	smtpItem := fmt.Sprintf("smtp %s:%d (%s) login", cfg.Mail.SMTP.Host, cfg.Mail.SMTP.Port, cfg.Mail.SMTP.TLS)
+	p, err := newPublisher(cfg, sec, nil, quiet, nil)
+	if err != nil {
+		lines = append(lines, checkLine{item: smtpItem, err: err})
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := p.CheckSMTP(sctx)
+		cancel()
+		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
+	}
+	d, err := newDiscoverer(cfg, quiet)
+	if err != nil {
+		return append(lines, checkLine{item: "address sources", err: err})
+	}
+	for _, r := range d.Check(ctx) {
+		item := fmt.Sprintf("source %s %s (%s)", r.Family, r.Name, r.Operator)
+		if r.Err != nil {
+			lines = append(lines, checkLine{item: item, err: r.Err})
+			continue
+		}
+		lines = append(lines, checkLine{item: item, note: fmt.Sprintf("%s in %s", r.Addr, r.Took.Round(time.Millisecond))})
+	}
+	return lines
+}

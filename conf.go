@@ -1,0 +1,104 @@
+package main
+
+import (
+	"crypto/x509"
+	"log/slog"
+
+	"ipsync/codec"
+	"ipsync/config"
+	"ipsync/mailconn"
+)
+
+func defaultConfigPath() (string, error) { return config.DefaultPath() }
+
+// loadConfig loads --config (or the default path) and checks what role
+// needs; role "" checks only what is written. Problems are usage errors
+// (exit 2). Warnings go to log.
+func (e *env) loadConfig(role config.Role, log *slog.Logger) (*config.Config, error) {
+	path := e.configPath
+	if path == "" {
+		def, err := defaultConfigPath()
+		if err != nil {
+			return nil, usageErr("%v", err)
+		}
+		path = def
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if role != "" {
+		if err := cfg.Require(role); err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+	}
+	return cfg, nil
+}
+
+// secrets are the resolved secret values of a config.
+type secrets struct {
+	password string
+	server   codec.ServerKey   // server role, sealed format
+	clients  []codec.ClientKey // client role, sealed format
+}
+
+// resolveSecrets reads mail.password and, for the sealed format, the key of
+// role. Failures are config errors (exit 2) naming the key.
+func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
+	var s secrets
+	pw, err := cfg.Resolve("mail.password", cfg.Mail.Password)
+	if err != nil {
+		return s, withCode(exitUsage, err)
+	}
+	s.password = pw
+	if cfg.Codec.Format != string(codec.FormatSealed) {
+		return s, nil
+	}
+	text, err := cfg.Resolve("codec.key", cfg.Codec.Key)
+	if err != nil {
+		return s, withCode(exitUsage, err)
+	}
+	switch role {
+	case config.RoleServer:
+		k, err := codec.ParseServerKey(text)
+		if err != nil {
+			return s, usageErr("%s: codec.key: %v (the server needs the ipsync-server-1:… key from `ipsync keygen`)", cfg.Path, err)
+		}
+		s.server = k
+	default:
+		ks, err := codec.ParseClientKeys(text)
+		if err != nil {
+			return s, usageErr("%s: codec.key: %v (clients need the ipsync-client-1:… key from `ipsync keygen`)", cfg.Path, err)
+		}
+		s.clients = ks
+	}
+	return s, nil
+}
+
+// legacyCodec returns the legacy codec of cfg.
+func legacyCodec(cfg *config.Config) codec.Legacy {
+	l := codec.Legacy{Alphabet: cfg.Codec.Legacy.Alphabet, Padding: cfg.Codec.Legacy.Padding}
+	if cfg.Codec.Legacy.Factor != nil {
+		l.Factor = *cfg.Codec.Legacy.Factor
+	}
+	return l
+}
+
+// endpoints returns the SMTP and IMAP endpoints of cfg, with mail.ca_file
+// loaded.
+func endpoints(cfg *config.Config) (smtp, imap mailconn.Endpoint, err error) {
+	var roots *x509.CertPool
+	if f := cfg.CAFile(); f != "" {
+		roots, err = mailconn.LoadCAFile(f)
+		if err != nil {
+			return smtp, imap, usageErr("%s: mail.ca_file: %v", cfg.Path, err)
+		}
+	}
+	smtp = mailconn.Endpoint{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port, TLS: mailconn.TLSMode(cfg.Mail.SMTP.TLS), RootCAs: roots}
+	imap = mailconn.Endpoint{Host: cfg.Mail.IMAP.Host, Port: cfg.Mail.IMAP.Port, TLS: mailconn.TLSMode(cfg.Mail.IMAP.TLS), RootCAs: roots}
+	return smtp, imap, nil
+}
+

@@ -1,0 +1,214 @@
+// Command ipsync keeps staff PCs told of a server's changing public IP
+// address, through a mailbox everyone already has.
+//
+// The same binary plays both roles: on the server it finds the public
+// address and mails it, sealed and signed, over SMTP (`ipsync server`); on
+// each staff PC it watches the mailbox over IMAP and shows the address in a
+// tray icon (`ipsync client`). Run `ipsync help` for the verbs; README.md and
+// docs/ explain set-up and the protocol.
+//
+// main only wires things together: flags, config, the concrete pieces from
+// the other packages, signal handling and exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes (design section 8).
+const (
+	exitOK       = 0 // success
+	exitNoResult = 1 // ran, but there was no valid result (e.g. no valid message)
+	exitUsage    = 2 // bad command line or configuration
+	exitNetwork  = 3 // a mail server or the network failed
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries an exit code with an error for the user.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code, err}
+}
+
+const mainUsage = `ipsync keeps staff PCs told of a server's changing public IP address,
+through a mailbox everyone already has.
+
+Usage:
+  ipsync server  [--config F] [--headless]   run the server role: find the public
+                                             address and mail it on change and hourly
+  ipsync client  [--config F] [--headless]   run the client role: watch the mailbox,
+                                             show the address in the tray, notify on change
+  ipsync publish --once [--ip ADDR]          send one message now, then exit
+  ipsync fetch --once [--json]               print the newest valid address, then exit
+  ipsync keygen                              make a server key and its client key
+  ipsync legacy encode|decode                the original tool's format (migration only)
+  ipsync check [--config F]                  validate the config, try every connection
+  ipsync demo                                both roles against a built-in loopback mail
+                                             server; no account needed
+  ipsync version                             print the version
+
+Every verb takes --help. Common flags: --config FILE (default: %s),
+--verbose (debug logs).
+
+Exit codes: 0 ok, 1 no valid result, 2 usage or config error, 3 mail or network error.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// realMain runs one verb and returns the process exit code.
+func realMain(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, args, stdout, stderr)
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	code := exitNetwork
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "ipsync: "+strings.ReplaceAll(msg, "\n", "\nipsync: "))
+	}
+	return code
+}
+
+type verb struct {
+	name, summary string
+	run           func(ctx context.Context, e *env, args []string) error
+}
+
+// env is what every verb gets: where to write, and flags shared by all.
+type env struct {
+	stdout, stderr io.Writer
+	verbose        bool
+	configPath     string
+}
+
+func verbs() []verb {
+	return []verb{
+		{"server", "run the server role", runServer},
+		{"client", "run the client role", runClient},
+		{"publish", "send one message now", runPublish},
+		{"fetch", "print the newest valid address", runFetch},
+		{"keygen", "make keys", runKeygen},
+		{"legacy", "legacy format tools", runLegacy},
+		{"check", "check the configuration and connections", runCheck},
+		{"demo", "run the loopback demo", runDemo},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		def, _ := defaultConfigPath()
+		fmt.Fprintf(stdout, mainUsage, def)
+		if len(args) == 0 {
+			return usageErr("no verb given")
+		}
+		return nil
+	}
+	e := &env{stdout: stdout, stderr: stderr}
+	for _, v := range verbs() {
+		if v.name == args[0] {
+			return v.run(ctx, e, args[1:])
+		}
+	}
+	return usageErr("unknown verb %q; run `ipsync help` for the list", args[0])
+}
+
+// newFlags returns a FlagSet for a verb with the shared flags. Its usage
+// text is the verb's synopsis followed by the flags.
+func (e *env) newFlags(name, synopsis string, withConfig bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("ipsync "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n", synopsis)
+		fmt.Fprintln(fs.Output(), "\nFlags:")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&e.verbose, "verbose", false, "log debug detail")
+	if withConfig {
+		def, _ := defaultConfigPath()
+		fs.StringVar(&e.configPath, "config", "", "config file (default "+def+")")
+	}
+	return fs
+}
+
+// parse parses args; --help prints the usage to stdout and returns
+// flag.ErrHelp, any other problem is a usage error.
+func (e *env) parse(fs *flag.FlagSet, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%s: %v (see `%s --help`)", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// logger returns the process logger: text to stderr, Info (or Debug with
+// --verbose) for long-running roles, Warn for one-shot verbs so that their
+// output is only the result.
+func (e *env) logger(longRunning bool) *slog.Logger {
+	level := slog.LevelWarn
+	if longRunning {
+		level = slog.LevelInfo
+	}
+	if e.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func runVersion(_ context.Context, e *env, args []string) error {
+	fs := e.newFlags("version", "ipsync version", false)
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "ipsync", version)
+	return nil
+}
