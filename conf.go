@@ -101,4 +101,3 @@ func endpoints(cfg *config.Config) (smtp, imap mailconn.Endpoint, err error) {
 	imap = mailconn.Endpoint{Host: cfg.Mail.IMAP.Host, Port: cfg.Mail.IMAP.Port, TLS: mailconn.TLSMode(cfg.Mail.IMAP.TLS), RootCAs: roots}
 	return smtp, imap, nil
 }
-

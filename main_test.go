@@ -128,7 +128,7 @@ func TestKeygen(t *testing.T) {
 
 // e2e is a loopback mail server and matching server and client configs.
 type e2e struct {
-	mail               *loopmail.Server
+	mail                 *loopmail.Server
 	serverCfg, clientCfg string
 }
 
