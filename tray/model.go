@@ -1,0 +1,337 @@
+package tray
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// itemID names a menu entry. The menu of a role always has the same items in
+// the same order; items that do not apply are hidden or disabled.
+type itemID int
+
+const (
+	itemSeparator  itemID = iota
+	itemAddress           // the address, informative
+	itemPrevious          // the address before the last change
+	itemStatus            // last check, message age, watch mode / last sent
+	itemHeartbeat         // server: next heartbeat
+	itemError             // the error message
+	itemCopy              // copy the (IPv4) address
+	itemCopy6             // copy the IPv6 address when both are known
+	itemFetch             // client: fetch now
+	itemPublish           // server: publish now
+	itemPause             // server: pause publishing (checkbox)
+	itemOpenConfig        // open the configuration file
+	itemAutostart         // start at login (checkbox)
+	itemQuit
+)
+
+// entry is one menu item as it should look.
+type entry struct {
+	ID       itemID
+	Label    string
+	Enabled  bool
+	Checkbox bool // drawn with a check box (fixed per item)
+	Checked  bool
+	Hidden   bool
+}
+
+// model is everything the tray shows for one Status at one moment.
+type model struct {
+	// Icon is the icons package name, e.g. "client-current".
+	Icon string
+	// Tooltip is the text shown when hovering over the icon.
+	Tooltip string
+	// Items is the menu, top to bottom, separators included.
+	Items []entry
+}
+
+// find returns the entry with id, or a zero entry.
+func (m model) find(id itemID) entry {
+	for _, it := range m.Items {
+		if it.ID == id {
+			return it
+		}
+	}
+	return entry{}
+}
+
+// env is what the model needs besides the Status.
+type env struct {
+	role        Role
+	name        string // Options.Name
+	hasConfig   bool   // a config path is known
+	autostartOK bool   // the autostart entry can be read and changed
+	autostartOn bool
+}
+
+// maxTooltip is the longest tooltip in runes: Windows keeps 127 UTF-16 units
+// (plus a terminating zero) and silently cuts the rest.
+const maxTooltip = 127
+
+// view decides what to show for s at time now.
+func view(e env, s Status, now time.Time) model {
+	name := s.Name
+	if name == "" {
+		name = e.name
+	}
+	addrs := joinAddrs(s.IPv4, s.IPv6)
+	icon := e.role.String() + "-" + s.State.String()
+	if e.role == RoleServer && s.Paused {
+		icon = "server-paused"
+	}
+	if s.State < Unknown || s.State > Working {
+		icon = e.role.String() + "-unknown"
+	}
+	var m model
+	m.Icon = icon
+	if e.role == RoleServer {
+		m.Tooltip = serverTooltip(name, addrs, s, now)
+	} else {
+		m.Tooltip = clientTooltip(name, addrs, s, now)
+	}
+	m.Tooltip = truncate(m.Tooltip, maxTooltip)
+
+	addrLabel := name + ": " + addrs
+	if addrs == "" {
+		if e.role == RoleServer {
+			addrLabel = name + ": public address not known yet"
+		} else {
+			addrLabel = name + ": no address yet"
+		}
+	}
+	both := s.IPv4.IsValid() && s.IPv6.IsValid()
+	copyLabel := "Copy address"
+	if both {
+		copyLabel = "Copy IPv4 address"
+	}
+	errLabel := truncate(s.Err, 100)
+	if s.State == Error && errLabel != "" {
+		errLabel = "Error: " + errLabel
+	}
+	info := []entry{
+		{ID: itemAddress, Label: addrLabel},
+		{ID: itemPrevious, Label: "Previous: " + s.Previous.String(), Hidden: !s.Previous.IsValid()},
+		{ID: itemStatus, Label: statusLine(e.role, s, now)},
+	}
+	if e.role == RoleServer {
+		info = append(info, entry{ID: itemHeartbeat, Label: heartbeatLine(s, now),
+			Hidden: s.NextHeartbeat.IsZero() || s.Paused})
+	}
+	info = append(info,
+		entry{ID: itemError, Label: errLabel, Hidden: s.Err == ""},
+		entry{ID: itemSeparator},
+		entry{ID: itemCopy, Label: copyLabel, Enabled: addrs != ""},
+		entry{ID: itemCopy6, Label: "Copy IPv6 address", Enabled: both, Hidden: !both},
+	)
+	m.Items = info
+	working := s.State == Working
+	if e.role == RoleServer {
+		publish := entry{ID: itemPublish, Label: "Publish now", Enabled: !working && !s.Paused}
+		if working {
+			publish.Label = "Publishing…"
+		}
+		m.Items = append(m.Items, publish,
+			entry{ID: itemPause, Label: "Pause publishing", Enabled: true, Checkbox: true, Checked: s.Paused})
+	} else {
+		fetch := entry{ID: itemFetch, Label: "Fetch now", Enabled: !working}
+		if working {
+			fetch.Label = "Fetching…"
+		}
+		m.Items = append(m.Items, fetch)
+	}
+	m.Items = append(m.Items,
+		entry{ID: itemSeparator},
+		entry{ID: itemOpenConfig, Label: "Open config", Enabled: e.hasConfig},
+		entry{ID: itemAutostart, Label: "Start at login", Enabled: e.autostartOK, Checkbox: true,
+			Checked: e.autostartOK && e.autostartOn},
+		entry{ID: itemSeparator},
+		entry{ID: itemQuit, Label: "Quit", Enabled: true},
+	)
+	return m
+}
+
+func clientTooltip(name, addrs string, s Status, now time.Time) string {
+	head := name + ": "
+	if addrs == "" {
+		switch s.State {
+		case Error:
+			return head + orDefault(s.Err, "cannot read the mailbox")
+		case Working:
+			return head + "checking the mailbox…"
+		case Stale, Unreachable:
+			return head + "no address received"
+		default:
+			return head + "no address yet — waiting for the first message"
+		}
+	}
+	updated := ""
+	if !s.IssuedAt.IsZero() {
+		updated = "updated " + ago(now.Sub(s.IssuedAt))
+	}
+	t := head + addrs
+	switch s.State {
+	case Current:
+		return join(t, updated)
+	case Stale:
+		return join(t, join("stale", updated, ", "))
+	case Unreachable:
+		return join(t, join("unreachable", updated, ", "))
+	case Error:
+		return join(t, updated) + " — " + orDefault(s.Err, "cannot read the mailbox")
+	case Working:
+		return join(join(t, updated), "checking…")
+	default: // Unknown: last known from before a restart
+		return join(t, join("last known", updated, ", "))
+	}
+}
+
+func serverTooltip(name, addrs string, s Status, now time.Time) string {
+	head := name + ": "
+	if s.Paused {
+		return join(head+"publishing paused", addrs)
+	}
+	if addrs == "" {
+		switch s.State {
+		case Error:
+			return head + orDefault(s.Err, "cannot publish")
+		case Unreachable:
+			return head + "public address unknown" + prefixed(" — ", s.Err)
+		default:
+			return head + "finding the public address…"
+		}
+	}
+	sent := "not published yet"
+	if !s.LastSent.IsZero() {
+		sent = "published " + ago(now.Sub(s.LastSent))
+	}
+	t := head + addrs
+	switch s.State {
+	case Stale:
+		last := ""
+		if !s.LastSent.IsZero() {
+			last = "last sent " + ago(now.Sub(s.LastSent))
+		}
+		return join(t, join("not delivered yet", last, ", "))
+	case Unreachable:
+		return join(t, "address check failing") + prefixed(" — ", s.Err)
+	case Error:
+		return join(t, sent) + " — " + orDefault(s.Err, "cannot send mail")
+	case Working:
+		return join(t, "publishing…")
+	default:
+		return join(t, sent)
+	}
+}
+
+// statusLine is the disabled menu line under the address.
+func statusLine(role Role, s Status, now time.Time) string {
+	var parts []string
+	if s.LastCheck.IsZero() {
+		parts = append(parts, "Not checked yet")
+	} else {
+		parts = append(parts, "Checked "+ago(now.Sub(s.LastCheck)))
+	}
+	if role == RoleServer {
+		switch {
+		case s.LastSent.IsZero():
+			parts = append(parts, "nothing sent yet")
+		case s.Seq > 0:
+			parts = append(parts, fmt.Sprintf("sent #%d %s", s.Seq, ago(now.Sub(s.LastSent))))
+		default:
+			parts = append(parts, "sent "+ago(now.Sub(s.LastSent)))
+		}
+		return strings.Join(parts, " · ")
+	}
+	if !s.IssuedAt.IsZero() {
+		parts = append(parts, "message "+age(now.Sub(s.IssuedAt))+" old")
+	}
+	if s.Mode != "" {
+		parts = append(parts, s.Mode)
+	}
+	return strings.Join(parts, " · ")
+}
+
+func heartbeatLine(s Status, now time.Time) string {
+	d := s.NextHeartbeat.Sub(now)
+	if d < time.Minute {
+		return "Next heartbeat due now"
+	}
+	return "Next heartbeat in " + age(d)
+}
+
+// ago describes a past duration: "just now", "3 min ago", "2 h ago",
+// "4 days ago". Negative durations (clock skew) count as just now.
+func ago(d time.Duration) string {
+	if d < time.Minute {
+		return "just now"
+	}
+	return age(d) + " ago"
+}
+
+// age is a rounded-down duration: "under a minute", "3 min", "2 h",
+// "4 days".
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "under a minute"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	default:
+		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+	}
+}
+
+// joinAddrs writes the known addresses as "v4 / v6", or "" if none.
+func joinAddrs(v4, v6 netip.Addr) string {
+	var parts []string
+	for _, a := range []netip.Addr{v4, v6} {
+		if a.IsValid() {
+			parts = append(parts, a.String())
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+// join appends b to a with sep (" · " when not given), skipping empties.
+func join(a, b string, sep ...string) string {
+	s := " · "
+	if len(sep) > 0 {
+		s = sep[0]
+	}
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + s + b
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// truncate cuts s to at most n runes, ending with "…" when cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

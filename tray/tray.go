@@ -1,0 +1,356 @@
+// Package tray shows ipsync's state in the system tray (notification area)
+// and in desktop notifications, for both roles: the client, which watches the
+// mailbox for the server's address, and the server, which publishes it.
+//
+// The tray only displays what it is given: the caller (main) turns fetcher
+// or publisher results into a Status and passes it to Tray.SetStatus, and the
+// tray sends the user's menu choices back through Actions. Everything the
+// tray decides — icon, tooltip, menu labels, which notification to show — is
+// computed by a pure function of the Status and the time (see model.go), so
+// it is tested without a display. The system tray itself is
+// fyne.io/systray; notifications use github.com/gen2brain/beeep.
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ipsync/autostart"
+)
+
+// Role says which side of ipsync the tray belongs to.
+type Role int
+
+const (
+	// RoleClient watches the mailbox and shows the server's address.
+	RoleClient Role = iota
+	// RoleServer publishes the server's public address.
+	RoleServer
+)
+
+// String returns "client" or "server".
+func (r Role) String() string {
+	if r == RoleServer {
+		return "server"
+	}
+	return "client"
+}
+
+// State is the health of what the tray shows. Each state has its own icon.
+type State int
+
+const (
+	// Unknown: nothing checked yet. A client may still show the last
+	// address it accepted before a restart.
+	Unknown State = iota
+	// Current: client: the address came in a recent, valid message;
+	// server: the current address has been published.
+	Current
+	// Stale: client: no message within twice the heartbeat plus grace, so
+	// the server may be down; server: the current address has not been
+	// delivered yet (sending keeps failing or is queued).
+	Stale
+	// Unreachable: client: the optional probe of the server's address
+	// fails; server: the public address cannot be discovered (sources fail
+	// or disagree).
+	Unreachable
+	// Error: client: the mailbox cannot be read (login, connection);
+	// server: mail cannot be sent. Status.Err says why.
+	Error
+	// Working: a fetch (client) or publish (server) is in progress. The
+	// other Status fields still describe the last result.
+	Working
+)
+
+var stateNames = [...]string{"unknown", "current", "stale", "unreachable", "error", "working"}
+
+// String returns the lower-case name of the state, e.g. "stale"; it is also
+// the state part of the icon names in package icons.
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return fmt.Sprintf("State(%d)", int(s))
+	}
+	return stateNames[s]
+}
+
+// Status is what the tray shows. Zero fields mean "not known yet" and are
+// left out of the texts.
+type Status struct {
+	// State is the health shown by the icon.
+	State State
+	// Name is the server's name (e.g. "office"); "" = Options.Name.
+	Name string
+	// IPv4 and IPv6 are the current public addresses; a zero Addr means
+	// none for that family.
+	IPv4, IPv6 netip.Addr
+	// Previous is the address shown before the last change; zero = none.
+	Previous netip.Addr
+	// IssuedAt (client) is when the server issued the shown address.
+	IssuedAt time.Time
+	// LastCheck is when the mailbox (client) or the address sources
+	// (server) were last checked.
+	LastCheck time.Time
+	// Mode (client) says how the mailbox is watched, e.g. "IDLE (push)" or
+	// "polling every 5m".
+	Mode string
+	// Err is a short message for the user (e.g. "mail login failed"). It is
+	// shown in the tooltip, the menu and notifications, so it must never
+	// contain secrets.
+	Err string
+	// ErrKind groups errors for notification rate limiting (at most one
+	// notification per kind per hour), e.g. "login" or "connect";
+	// "" = Err itself.
+	ErrKind string
+	// LastSent (server) is when the last message was sent.
+	LastSent time.Time
+	// NextHeartbeat (server) is when the next unchanged-address message is
+	// due.
+	NextHeartbeat time.Time
+	// Seq (server) is the sequence number of the last message sent;
+	// 0 = none.
+	Seq uint64
+	// Paused (server) is true while publishing is paused.
+	Paused bool
+}
+
+// Actions are the user's menu choices, sent back to the caller. A nil field
+// is ignored. They are called on the tray's event goroutine, one at a time:
+// they must return promptly (signal a channel, start a goroutine), as the
+// menu does not react while one runs.
+type Actions struct {
+	// FetchNow (client) asks the fetcher to check the mailbox now.
+	FetchNow func()
+	// PublishNow (server) asks the publisher to check and send now.
+	PublishNow func()
+	// SetPaused (server) pauses (true) or resumes (false) publishing;
+	// keeping the choice across restarts is the publisher's job.
+	SetPaused func(paused bool)
+	// Quit is called when the user chooses Quit, just before Run returns.
+	Quit func()
+}
+
+// Notifier shows a desktop notification. icon is a PNG image.
+type Notifier interface {
+	Notify(title, message string, icon []byte) error
+}
+
+// Autostart reads and changes whether ipsync starts at login.
+// *autostart.Entry implements it.
+type Autostart interface {
+	Enabled() (bool, error)
+	SetEnabled(on bool) error
+}
+
+var _ Autostart = (*autostart.Entry)(nil)
+
+// Options configure a Tray. The zero value of each field means its default.
+type Options struct {
+	// Role selects the client or server menu.
+	Role Role
+	// Name is the server's name shown until a Status names it;
+	// "" = "ipsync".
+	Name string
+	// ConfigPath is the configuration file opened by "Open config" and
+	// passed with --config to the program started at login; "" disables
+	// "Open config" and starts at login without --config.
+	ConfigPath string
+	// NoNotify turns desktop notifications off (address changes, stale,
+	// recovered, errors). Failures of menu actions are still reported.
+	NoNotify bool
+	// Actions receive the user's menu choices.
+	Actions Actions
+	// Notifier shows notifications; nil = beeep (DBus on Linux, toasts on
+	// Windows, Notification Center on macOS).
+	Notifier Notifier
+	// Autostart backs the "Start at login" checkbox; nil = the operating
+	// system's entry named "ipsync-<role>" running this executable with
+	// "<role> [--config ConfigPath]". If that cannot be set up the item is
+	// disabled.
+	Autostart Autostart
+	// Clipboard copies text; nil = github.com/atotto/clipboard (xclip,
+	// xsel or wl-copy on Linux).
+	Clipboard func(text string) error
+	// OpenFile opens a file in the user's default application; nil =
+	// xdg-open (Linux), open (macOS), or rundll32 url.dll,FileProtocolHandler
+	// (Windows).
+	OpenFile func(path string) error
+	// Now returns the current time; nil = time.Now.
+	Now func() time.Time
+	// RefreshEvery is how often ages ("3 min ago") are refreshed;
+	// 0 = 30 seconds.
+	RefreshEvery time.Duration
+	// Logger receives diagnostics; nil = discard.
+	Logger *slog.Logger
+}
+
+// ErrUnavailable is returned by Run when no system tray can be shown (see
+// Available).
+var ErrUnavailable = errors.New("tray: no system tray available")
+
+// Tray is the tray icon, menu and notifications of one role. Create it with
+// New; SetStatus may be called from any goroutine at any time, before or
+// during Run.
+type Tray struct {
+	opts     Options
+	log      *slog.Logger
+	notifier Notifier
+	auto     Autostart // nil when start at login is unavailable
+
+	mu      sync.Mutex
+	status  Status
+	changed chan struct{} // one pending "status changed" signal
+
+	running atomic.Bool
+}
+
+// New returns a Tray for opts. It does no I/O except locating the running
+// executable for the default Autostart.
+func New(opts Options) *Tray {
+	t := &Tray{opts: opts, changed: make(chan struct{}, 1)}
+	if t.opts.Name == "" {
+		t.opts.Name = "ipsync"
+	}
+	if t.opts.Now == nil {
+		t.opts.Now = time.Now
+	}
+	if t.opts.RefreshEvery <= 0 {
+		t.opts.RefreshEvery = 30 * time.Second
+	}
+	t.log = opts.Logger
+	if t.log == nil {
+		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	t.notifier = opts.Notifier
+	if t.notifier == nil {
+		t.notifier = newBeeep()
+	}
+	if t.opts.Clipboard == nil {
+		t.opts.Clipboard = writeClipboard
+	}
+	if t.opts.OpenFile == nil {
+		t.opts.OpenFile = openFile
+	}
+	if t.opts.ConfigPath != "" {
+		if abs, err := filepath.Abs(t.opts.ConfigPath); err == nil {
+			t.opts.ConfigPath = abs
+		}
+	}
+	t.auto = opts.Autostart
+	if t.auto == nil {
+		role := t.opts.Role.String()
+		args := []string{role}
+		if t.opts.ConfigPath != "" {
+			args = append(args, "--config", t.opts.ConfigPath)
+		}
+		entry, err := autostart.New(autostart.Options{
+			Name:        "ipsync-" + role,
+			DisplayName: "ipsync " + role,
+			Comment:     "Keeps the server's public address up to date",
+			Args:        args,
+		})
+		if err != nil {
+			t.log.Warn("start at login is unavailable", "err", err)
+		} else {
+			t.auto = entry
+		}
+	}
+	return t
+}
+
+// SetStatus replaces the status shown. It never blocks: when several
+// statuses arrive faster than the tray redraws, only the newest is shown
+// (and notifications compare it with the last one shown).
+func (t *Tray) SetStatus(s Status) {
+	t.mu.Lock()
+	t.status = s
+	t.mu.Unlock()
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (t *Tray) latest() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status
+}
+
+// Run shows the tray icon and blocks until the user chooses Quit or ctx is
+// done; it returns nil then. It must be called from the main goroutine
+// (macOS requires it) and at most once per process (fyne.io/systray keeps
+// global state). It returns an error wrapping ErrUnavailable at once when
+// there is no session bus on Linux, or on macOS in a build without cgo.
+func (t *Tray) Run(ctx context.Context) error {
+	if err := checkRunnable(ctx); err != nil {
+		return err
+	}
+	return t.run(ctx, newSystrayUI("ipsync-"+t.opts.Role.String()))
+}
+
+// run drives u until ctx is done or the user quits.
+func (t *Tray) run(ctx context.Context, u ui) error {
+	if !t.running.CompareAndSwap(false, true) {
+		return errors.New("tray: Run called more than once")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	notes := make(chan notice, 16)
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		t.notifyLoop(ctx, notes)
+	}()
+	quitDone := make(chan struct{})
+	go func() {
+		defer close(quitDone)
+		<-ctx.Done()
+		u.quit()
+	}()
+
+	var (
+		mu       sync.Mutex
+		started  bool
+		stopped  bool
+		loopDone = make(chan struct{})
+	)
+	u.run(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		started = true
+		c := t.newController(u, notes, cancel)
+		go func() {
+			defer close(loopDone)
+			c.loop(ctx)
+		}()
+	})
+	cancel()
+	mu.Lock()
+	stopped = true
+	wasStarted := started
+	mu.Unlock()
+	if wasStarted {
+		<-loopDone
+	}
+	<-quitDone
+	select {
+	case <-notifyDone:
+	case <-time.After(2 * time.Second):
+		// A notification daemon that does not answer must not keep the
+		// program from exiting.
+		t.log.Warn("desktop notification still pending at exit")
+	}
+	return nil
+}
