@@ -1,0 +1,105 @@
+package fetcher
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"ipsync/codec"
+)
+
+// maxHookOutput bounds how much of an on_change command's output is logged.
+const maxHookOutput = 4 << 10
+
+// runHook starts the on_change command for a change from prev to p, in the
+// background: one command at a time, and a change superseded by a newer one
+// before its turn is skipped. The command gets its argv as configured (no
+// shell) and the addresses only through its environment.
+func (f *Fetcher) runHook(ctx context.Context, prev, p codec.Payload) {
+	if len(f.o.OnChange) == 0 {
+		return
+	}
+	f.mu.Lock()
+	f.hookGen++
+	gen := f.hookGen
+	f.mu.Unlock()
+	f.bg.Add(1)
+	go func() {
+		defer f.bg.Done()
+		f.hookMu.Lock()
+		defer f.hookMu.Unlock()
+		f.mu.Lock()
+		latest := f.hookGen
+		f.mu.Unlock()
+		if gen != latest {
+			return
+		}
+		f.execHook(ctx, prev, p)
+	}()
+}
+
+func addrEnv(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (f *Fetcher) execHook(ctx context.Context, prev, p codec.Payload) {
+	ctx, cancel := context.WithTimeout(ctx, f.o.HookTimeout)
+	defer cancel()
+	argv := f.o.OnChange
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		"IPSYNC_NAME="+p.Name,
+		"IPSYNC_IPV4="+addrEnv(p.IPv4),
+		"IPSYNC_IPV6="+addrEnv(p.IPv6),
+		"IPSYNC_PREVIOUS_IPV4="+addrEnv(prev.IPv4),
+		"IPSYNC_PREVIOUS_IPV6="+addrEnv(prev.IPv6),
+	)
+	out := &boundedBuffer{max: maxHookOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 2 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	attrs := []any{"command", argv[0], "duration", time.Since(start).Round(time.Millisecond), "output", out.String()}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		f.log.Warn("on_change command failed", append(attrs, "err", err)...)
+		return
+	}
+	f.log.Info("on_change command ran", attrs...)
+}
+
+// boundedBuffer keeps the first max bytes written to it and counts the rest.
+type boundedBuffer struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	dropped int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(len(p), b.max-len(b.buf))
+	b.buf = append(b.buf, p[:n]...)
+	b.dropped += len(p) - n
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := string(b.buf)
+	if b.dropped > 0 {
+		s += "…(" + strconv.Itoa(b.dropped) + " more bytes)"
+	}
+	return s
+}

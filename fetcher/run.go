@@ -1,0 +1,499 @@
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"ipsync/codec"
+)
+
+// Backoff after mail errors: from errorBackoffMin doubling to
+// errorBackoffMax, each wait jittered between 50% and 100%.
+const (
+	errorBackoffMin = time.Second
+	errorBackoffMax = 5 * time.Minute
+	limitBackoffMax = 30 * time.Second
+	probeTimeout    = 5 * time.Second
+	idleSettle      = 250 * time.Millisecond
+)
+
+var errDropped = errors.New("imap connection closed by the server")
+
+// runner is the state of one Run; it lives on the Run goroutine.
+type runner struct {
+	f *Fetcher
+	c Consumer
+
+	mode      string
+	lastCheck time.Time
+	mailErr   error // last mail error (State Error); nil when reading works
+	probeErr  error // last probe failure (State Unreachable)
+	stale     bool
+	previous  codec.Payload
+
+	probing   bool
+	nextProbe time.Time
+	probeRes  chan error
+	fetchAsk  bool // a failed probe asks for a fetch
+
+	failures      int // consecutive mail errors
+	limitFailures int // consecutive connection-limit refusals
+	shared        bool
+	nextIdleTry   time.Time
+	noIdleCap     bool
+}
+
+// event is why runner.wait returned.
+type event int
+
+const (
+	evDue    event = iota // the deadline passed
+	evFetch               // FetchNow, new mail (IDLE) or a failed probe
+	evClosed              // the connection closed
+	evDone                // ctx ended
+)
+
+// Run watches the mailbox until ctx ends, reporting to c (nil discards).
+// It first reports the state saved by an earlier run, then connects; it
+// never gives up on errors (it backs off and retries, reporting State
+// Error), and returns nil when ctx ends, after any on_change command it
+// started has finished.
+func (f *Fetcher) Run(ctx context.Context, c Consumer) error {
+	if c == nil {
+		c = ConsumerFunc(func(Update) {})
+	}
+	f.loadState()
+	r := &runner{f: f, c: c, probeRes: make(chan error, 1)}
+	defer f.bg.Wait()
+	r.stale = r.isStale(f.o.Clock.Now())
+	r.emit(false, nil)
+	for ctx.Err() == nil {
+		now := f.o.Clock.Now()
+		var delay time.Duration
+		if r.wantIdle(now) {
+			established, err := r.idleSession(ctx)
+			if ctx.Err() != nil {
+				break
+			}
+			delay = r.after(err, established)
+		} else {
+			delay = r.after(r.pollSession(ctx), false)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if delay > 0 && r.wait(ctx, f.o.Clock.Now().Add(delay), nil, false) == evDone {
+			break
+		}
+	}
+	return nil
+}
+
+func (r *runner) wantIdle(now time.Time) bool {
+	o := &r.f.o
+	switch {
+	case o.Idle == IdleOff, r.noIdleCap:
+		return false
+	case o.Idle == IdleOn, !r.shared:
+		return true
+	}
+	return !now.Before(r.nextIdleTry)
+}
+
+// after records the outcome of a session and returns how long to wait
+// before the next one. established tells that an IDLE session was up before
+// err ended it: then the reconnect is immediate.
+func (r *runner) after(err error, established bool) time.Duration {
+	f := r.f
+	jitter := func(d time.Duration) time.Duration {
+		return time.Duration(float64(d) * (0.5 + 0.5*f.o.Rand()))
+	}
+	switch {
+	case err == nil:
+		r.failures, r.limitFailures = 0, 0
+		// A poll session, or an IDLE session that chose to poll.
+		return time.Duration(float64(f.o.PollEvery) * (0.75 + 0.25*f.o.Rand()))
+	case errors.Is(err, errLimit):
+		r.limitFailures++
+		if !r.shared {
+			f.log.Info("mail server refused the connection (connection limit): polling with short sessions", "err", err)
+		}
+		r.enterShared()
+		if r.mailErr != nil {
+			r.mailErr = nil
+			r.emit(false, nil)
+		}
+		base := min(f.o.PollEvery/10, limitBackoffMax)
+		for i := 1; i < r.limitFailures && base < f.o.PollEvery; i++ {
+			base *= 2
+		}
+		return jitter(min(base, f.o.PollEvery))
+	case established:
+		r.failures = 0
+		f.log.Info("imap connection lost; reconnecting", "err", err)
+		return 0
+	default:
+		r.failures++
+		r.mailErr = err
+		backoff := errorBackoffMin
+		for i := 1; i < r.failures && backoff < errorBackoffMax; i++ {
+			backoff *= 2
+		}
+		backoff = jitter(min(backoff, errorBackoffMax))
+		f.log.Warn("cannot read the mailbox", "err", err, "retry_in", backoff)
+		r.emit(false, nil)
+		return backoff
+	}
+}
+
+func (r *runner) enterShared() {
+	r.shared = true
+	r.mode = ModePollShared
+	r.nextIdleTry = r.f.o.Clock.Now().Add(time.Duration(float64(r.f.o.IdleRetry) * (0.75 + 0.25*r.f.o.Rand())))
+}
+
+// idleSession connects and IDLEs until the connection ends or ctx does.
+// It returns nil without IDLE when the server does not offer IDLE or (Idle
+// auto) has no room for one more connection; in both cases it fetched once.
+func (r *runner) idleSession(ctx context.Context) (established bool, err error) {
+	f := r.f
+	f.log.Debug("idle session")
+	s, err := f.connect(ctx, f.exists)
+	if err != nil {
+		return false, err
+	}
+	defer s.logout(ctx)
+	if !s.caps.Has(imap.CapIdle) {
+		f.log.Info("mail server does not offer IDLE; polling", "every", f.o.PollEvery)
+		r.noIdleCap = true
+		r.mode = ModePoll
+		return false, r.fetch(ctx, s)
+	}
+	if f.o.Idle == IdleAuto {
+		// Hold an IDLE connection only while the server has room for one
+		// more: on a shared mailbox at its connection limit, pollers need
+		// that room. A refused probe means we poll too.
+		p, perr := dial(ctx, &f.o, nil)
+		switch {
+		case errors.Is(perr, errLimit):
+			if !r.shared {
+				f.log.Info("mailbox is at its connection limit: polling with short sessions instead of IDLE", "every", f.o.PollEvery)
+			}
+			r.enterShared()
+			return false, r.fetch(ctx, s)
+		case perr != nil:
+			f.log.Debug("spare-connection check failed; idling anyway", "err", perr)
+		default:
+			p.logout(ctx)
+		}
+	}
+	r.shared = false
+	r.mode = ModeIdle
+	r.failures, r.limitFailures = 0, 0
+	if err := r.fetch(ctx, s); err != nil {
+		return true, err
+	}
+	refresh := f.o.Clock.Now().Add(f.o.IdleRefresh)
+	// A server may hold back changes made between a command's response and
+	// the start of IDLE until the next command (go-imap's imapserver does):
+	// a NOOP idleSettle after each fetch collects them.
+	settle := f.o.Clock.Now().Add(idleSettle)
+	for {
+		var idle interface {
+			Close() error
+			Wait() error
+		}
+		if err := s.do(ctx, "start idle", func() error {
+			cmd, err := s.c.Idle()
+			idle = cmd
+			return err
+		}); err != nil {
+			return true, err
+		}
+		due := refresh
+		if !settle.IsZero() && settle.Before(due) {
+			due = settle
+		}
+		ev := r.wait(ctx, due, s.c.Closed(), true)
+		if ev == evClosed {
+			return true, errDropped
+		}
+		if ev == evDone {
+			// End IDLE so that the deferred LOGOUT can be sent.
+			_ = s.do(context.WithoutCancel(ctx), "stop idle", idle.Close)
+			return true, nil
+		}
+		if err := s.do(ctx, "stop idle", func() error {
+			if err := idle.Close(); err != nil {
+				return err
+			}
+			return idle.Wait()
+		}); err != nil {
+			return true, err
+		}
+		if ev == evDue {
+			// Liveness check (and collection of held-back changes).
+			if err := s.noop(ctx); err != nil {
+				return true, err
+			}
+			if now := f.o.Clock.Now(); !now.Before(refresh) {
+				refresh = now.Add(f.o.IdleRefresh)
+			}
+			settle = time.Time{}
+			continue
+		}
+		if err := r.fetch(ctx, s); err != nil {
+			return true, err
+		}
+		settle = f.o.Clock.Now().Add(idleSettle)
+	}
+}
+
+// pollSession connects, reads the mailbox and logs out.
+func (r *runner) pollSession(ctx context.Context) error {
+	f := r.f
+	f.log.Debug("poll session")
+	s, err := f.connect(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer s.logout(ctx)
+	if r.noIdleCap && s.caps.Has(imap.CapIdle) {
+		r.noIdleCap = false
+	}
+	if r.shared {
+		r.mode = ModePollShared
+	} else {
+		r.mode = ModePoll
+	}
+	return r.fetch(ctx, s)
+}
+
+// fetch scans the mailbox on s and reports the outcome.
+func (r *runner) fetch(ctx context.Context, s *session) error {
+	f := r.f
+	// Requests made so far are served by this fetch.
+	select {
+	case <-f.exists:
+	default:
+	}
+	select {
+	case <-f.fetchNow:
+	default:
+	}
+	r.emit(true, nil)
+	out, err := f.scan(ctx, s)
+	if err != nil {
+		return err
+	}
+	now := f.o.Clock.Now()
+	r.lastCheck = now
+	r.mailErr = nil
+	if out.Accepted {
+		r.previous = out.Previous
+		if out.Changed {
+			r.probeErr = nil
+			r.nextProbe = now
+			f.runHook(ctx, out.Previous, out.Payload)
+		}
+	}
+	r.stale = r.isStale(now)
+	r.emit(false, &out)
+	return nil
+}
+
+// wait blocks until due (zero: no deadline), a fetch request, the closing
+// of closed (nil: none) or the end of ctx, while keeping the staleness and
+// probe state up to date. newMail selects whether IDLE's new-mail signal
+// counts as a fetch request. It arms at most one Clock timer at a time.
+func (r *runner) wait(ctx context.Context, due time.Time, closed <-chan struct{}, newMail bool) event {
+	f := r.f
+	var exists chan struct{}
+	if newMail {
+		exists = f.exists
+	}
+	for {
+		now := f.o.Clock.Now()
+		if stale := r.isStale(now); stale != r.stale {
+			r.stale = stale
+			if stale {
+				f.log.Warn("no new message from the server within the stale limit", "name", f.o.Name)
+			}
+			r.emit(false, nil)
+		}
+		r.maybeProbe(ctx, now)
+		if r.fetchAsk {
+			r.fetchAsk = false
+			return evFetch
+		}
+		if !due.IsZero() && !now.Before(due) {
+			return evDue
+		}
+		next := due
+		earliest := func(t time.Time) {
+			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		if !r.stale {
+			earliest(r.staleAt())
+		}
+		if r.probeEnabled() && !r.probing {
+			earliest(r.nextProbe)
+		}
+		var timer Timer
+		var tc <-chan time.Time
+		if !next.IsZero() {
+			timer = f.o.Clock.NewTimer(max(0, next.Sub(now)))
+			tc = timer.C()
+		}
+		ev := event(-1)
+		select {
+		case <-ctx.Done():
+			ev = evDone
+		case <-f.fetchNow:
+			ev = evFetch
+		case <-exists:
+			ev = evFetch
+		case <-closed:
+			ev = evClosed
+		case err := <-r.probeRes:
+			r.probeDone(err)
+		case <-tc:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ev >= 0 {
+			return ev
+		}
+	}
+}
+
+// staleAt is when the last accepted message goes stale; zero if there is
+// none.
+func (r *runner) staleAt() time.Time {
+	p, _, _, ok := r.f.snapshot()
+	if !ok {
+		return time.Time{}
+	}
+	limit := r.f.o.StaleAfter
+	if limit == 0 {
+		hb := p.Heartbeat
+		if hb <= 0 {
+			hb = DefaultHeartbeat
+		}
+		limit = 2*hb + DefaultStaleGrace
+	}
+	return p.IssuedAt.Add(limit)
+}
+
+func (r *runner) isStale(now time.Time) bool {
+	at := r.staleAt()
+	return !at.IsZero() && !now.Before(at)
+}
+
+func (r *runner) probeEnabled() bool {
+	if r.f.o.ProbePort == 0 && r.f.o.ProbeTarget == nil {
+		return false
+	}
+	_, _, _, ok := r.f.snapshot()
+	return ok
+}
+
+// maybeProbe starts a TCP probe of the server's address when one is due.
+func (r *runner) maybeProbe(ctx context.Context, now time.Time) {
+	if !r.probeEnabled() || r.probing || now.Before(r.nextProbe) {
+		return
+	}
+	p, _, _, _ := r.f.snapshot()
+	target := r.probeTarget(p)
+	r.probing = true
+	r.f.bg.Add(1)
+	go func() {
+		defer r.f.bg.Done()
+		r.probeRes <- probe(ctx, target)
+	}()
+}
+
+func (r *runner) probeTarget(p codec.Payload) netip.AddrPort {
+	if r.f.o.ProbeTarget != nil {
+		return r.f.o.ProbeTarget(p)
+	}
+	addr := p.IPv4
+	if !addr.IsValid() {
+		addr = p.IPv6
+	}
+	return netip.AddrPortFrom(addr, uint16(r.f.o.ProbePort))
+}
+
+// probe opens and closes a TCP connection to target.
+func probe(ctx context.Context, target netip.AddrPort) error {
+	if !target.IsValid() {
+		return fmt.Errorf("probe: no address to probe")
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", target.String())
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", target, err)
+	}
+	conn.Close()
+	return nil
+}
+
+func (r *runner) probeDone(err error) {
+	f := r.f
+	r.probing = false
+	r.nextProbe = f.o.Clock.Now().Add(f.o.ProbeEvery)
+	switch {
+	case err != nil && r.probeErr == nil:
+		f.log.Warn("server unreachable; checking the mailbox for a new address", "err", err)
+		r.probeErr = err
+		r.fetchAsk = true
+		r.emit(false, nil)
+	case err != nil:
+		r.probeErr = err
+	case r.probeErr != nil:
+		f.log.Info("server reachable again")
+		r.probeErr = nil
+		r.emit(false, nil)
+	}
+}
+
+// emit reports the current state to the consumer.
+func (r *runner) emit(fetching bool, out *scanOutcome) {
+	p, format, received, ok := r.f.snapshot()
+	u := Update{
+		Payload:    p,
+		Previous:   r.previous,
+		Format:     format,
+		ReceivedAt: received,
+		LastCheck:  r.lastCheck,
+		Mode:       r.mode,
+		Fetching:   fetching,
+	}
+	if out != nil && out.Accepted {
+		u.Changed = out.Changed
+	}
+	switch {
+	case r.mailErr != nil:
+		u.State, u.Err = Error, r.mailErr
+	case !ok:
+		u.State = Unknown
+	case r.probeErr != nil:
+		u.State, u.Err = Unreachable, r.probeErr
+	case r.stale:
+		u.State = Stale
+	default:
+		u.State = Current
+	}
+	r.c.Update(u)
+}
