@@ -187,11 +187,7 @@ func mailErrorText(err error) (string, string) {
 	if err == nil {
 		return "mail error", "mail"
 	}
-	msg := err.Error()
-	if len(msg) > 120 {
-		msg = msg[:117] + "…"
-	}
-	return msg, "mail"
+	return shortError(err), "mail"
 }
 
 func shortDuration(d time.Duration) string {

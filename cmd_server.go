@@ -155,7 +155,10 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	return u.run(ctx, p.Run)
 }
 
-// serverStatus is what the server tray shows.
+// serverStatus is what the server tray shows. The tray's states mean, for
+// the server: Error, mail cannot be sent; Unreachable, the address sources
+// fail or disagree; Stale, a new address waits for delivery; Working, a
+// send is under way.
 func serverStatus(name string, s publisher.Status) tray.Status {
 	t := tray.Status{
 		Name:          name,
@@ -168,20 +171,32 @@ func serverStatus(name string, s publisher.Status) tray.Status {
 		Paused:        s.Paused,
 		State:         tray.Current,
 	}
+	sendFailing := s.LastError != nil && (s.Pending || errors.Is(s.LastError, publisher.ErrRejected))
 	switch {
-	case s.LastError != nil:
+	case sendFailing:
 		t.State = tray.Error
-		t.Err = s.LastError.Error()
-		t.ErrKind = "send"
+		t.Err, t.ErrKind = shortError(s.LastError), "send"
 		if errors.Is(s.LastError, publisher.ErrRejected) {
 			t.ErrKind = "rejected"
 		}
+	case s.LastError != nil:
+		t.State = tray.Unreachable
+		t.Err, t.ErrKind = shortError(s.LastError), "sources"
 	case s.Addrs.IsZero():
 		t.State = tray.Unknown
-	case s.Pending:
-		t.State = tray.Working
+	case s.Pending || s.Addrs != s.SentAddrs:
+		t.State = tray.Stale
 	}
 	return t
+}
+
+// shortError is err's message cut to a length that fits a menu line.
+func shortError(err error) string {
+	msg := err.Error()
+	if r := []rune(msg); len(r) > 120 {
+		msg = string(r[:119]) + "…"
+	}
+	return msg
 }
 
 func runPublish(ctx context.Context, e *env, args []string) error {

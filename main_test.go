@@ -16,7 +16,7 @@ import (
 
 // runCLI runs one command line in-process and returns its exit code and
 // output.
-func runCLI(t *testing.T, args ...string) (int, string, string) {
+func runCLI(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := realMain(args, &out, &errb)
@@ -132,7 +132,7 @@ type e2e struct {
 	serverCfg, clientCfg string
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

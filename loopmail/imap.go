@@ -158,6 +158,17 @@ func (ss *imapSession) Login(username, password string) error {
 	return nil
 }
 
+// Idle sends the changes queued since the last command before it waits:
+// imapmemserver alone holds them back until the next command, so mail
+// that arrived between a client's SEARCH and its IDLE would not be pushed.
+// Real servers (Dovecot, Gmail) sync the mailbox when IDLE starts.
+func (ss *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := ss.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	return ss.UserSession.Idle(w, stop)
+}
+
 // Close implements imapserver.Session.
 func (ss *imapSession) Close() error {
 	ss.s.mu.Lock()
