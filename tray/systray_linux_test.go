@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
+	"ipsync/internal/dbustest"
 )
 
 // These tests run the real tray (fyne.io/systray and beeep) in a child
@@ -30,9 +29,6 @@ import (
 // and quits at the end of stdin.
 
 const childEnv = "IPSYNC_TRAY_TEST_CHILD"
-
-// dbusTimeout bounds every wait on the bus or the child.
-const dbusTimeout = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
@@ -98,89 +94,6 @@ func runChild() int {
 	return 0
 }
 
-// requireDBusDaemon skips the test when dbus-daemon is missing, unless CI
-// is set, where the test must run.
-func requireDBusDaemon(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("dbus-daemon not found but CI=%q: install the Debian/Ubuntu package dbus (or dbus-daemon)", os.Getenv("CI"))
-		}
-		t.Skip("dbus-daemon not installed (apt-get install dbus); skipping the real tray test. Set CI=true to make this a failure.")
-	}
-}
-
-// startBus starts a private session bus and returns its address.
-func startBus(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "bus")
-	cmd := exec.Command("dbus-daemon", "--session", "--print-address", "--nofork", "--address=unix:path="+sock)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- strings.TrimSpace(l)
-	}()
-	select {
-	case addr := <-line:
-		if addr == "" {
-			t.Fatal("dbus-daemon printed no address")
-		}
-		return addr
-	case <-time.After(dbusTimeout):
-		t.Fatal("timed out waiting for dbus-daemon's address")
-	}
-	return ""
-}
-
-// connect opens a connection to the private bus.
-func connect(t *testing.T, addr string) *dbus.Conn {
-	t.Helper()
-	conn, err := dbus.Connect(addr)
-	if err != nil {
-		t.Fatalf("connect to the private bus: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// watcher is the part of org.kde.StatusNotifierWatcher a tray app calls.
-type watcher struct {
-	registered chan string // unique bus name of each item
-}
-
-func (w *watcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
-	select {
-	case w.registered <- string(sender):
-	default:
-	}
-	return nil
-}
-
-func (w *watcher) RegisterStatusNotifierHost(service string) *dbus.Error { return nil }
-
-// ownName exports v at path under iface and takes the well-known name.
-func ownName(t *testing.T, conn *dbus.Conn, v any, path dbus.ObjectPath, iface, name string) {
-	t.Helper()
-	if err := conn.Export(v, path, iface); err != nil {
-		t.Fatalf("export %s: %v", iface, err)
-	}
-	reply, err := conn.RequestName(name, dbus.NameFlagDoNotQueue)
-	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("request name %s: reply %v, err %v", name, reply, err)
-	}
-}
-
 // child is the tray process.
 type child struct {
 	t          *testing.T
@@ -200,7 +113,7 @@ func startChild(t *testing.T, busAddr string, first Status) *child {
 		"XDG_CONFIG_HOME="+configHome,
 		"IPSYNC_TEST_CONFIG=/etc/ipsync/config.yaml",
 		// Under -race, race reports must not change the exit status:
-		// checkRaces sorts them (see there).
+		// dbustest.CheckRaces sorts them (see there).
 		"GORACE=exitcode=0",
 	)
 	stdin, err := cmd.StdinPipe()
@@ -211,13 +124,8 @@ func startChild(t *testing.T, busAddr string, first Status) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		stderrMu.Lock()
-		defer stderrMu.Unlock()
-		return stderr.Write(p)
-	})
+	var stderr dbustest.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the tray child: %v", err)
 	}
@@ -238,14 +146,12 @@ func startChild(t *testing.T, busAddr string, first Status) *child {
 			if err != nil {
 				t.Errorf("tray child exit: %v", err)
 			}
-		case <-time.After(dbusTimeout):
+		case <-time.After(dbustest.Timeout):
 			_ = cmd.Process.Kill()
 			t.Errorf("tray child did not exit when its stdin closed")
 			<-done
 		}
-		stderrMu.Lock()
-		defer stderrMu.Unlock()
-		checkRaces(t, stderr.String())
+		dbustest.CheckRaces(t, stderr.String(), "ipsync/tray.")
 		if t.Failed() {
 			t.Logf("tray child stderr:\n%s", stderr.String())
 		}
@@ -253,36 +159,6 @@ func startChild(t *testing.T, busAddr string, first Status) *child {
 	c.send(first)
 	return c
 }
-
-// checkRaces fails the test for each data race report in the child's
-// stderr that involves package tray. fyne.io/systray v1.12.2 has a race of
-// its own: GetLayout reads the menu revision under its menu lock while the
-// refresh it schedules 150 ms after the first GetLayout writes it under
-// another lock. Reports only about the library are logged, not failed.
-func checkRaces(t *testing.T, stderr string) {
-	t.Helper()
-	const start, end = "WARNING: DATA RACE", "=================="
-	for rest := stderr; ; {
-		i := strings.Index(rest, start)
-		if i < 0 {
-			return
-		}
-		report := rest[i:]
-		if j := strings.Index(report, end); j >= 0 {
-			report = report[:j]
-		}
-		rest = rest[i+len(start):]
-		if strings.Contains(report, "ipsync/tray.") {
-			t.Errorf("data race in the tray child:\n%s", report)
-		} else {
-			t.Logf("data race inside a library, not in package tray (ignored):\n%s", report)
-		}
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func (c *child) send(s Status) {
 	c.t.Helper()
@@ -298,7 +174,7 @@ func (c *child) send(s Status) {
 // expect waits for the child to print want.
 func (c *child) expect(want string) {
 	c.t.Helper()
-	timeout := time.After(dbusTimeout)
+	timeout := time.After(dbustest.Timeout)
 	for {
 		select {
 		case line, ok := <-c.lines:
@@ -315,198 +191,26 @@ func (c *child) expect(want string) {
 	}
 }
 
-func getProperty(t *testing.T, obj dbus.BusObject, iface, name string) dbus.Variant {
+// waitToolTip waits until the item's ToolTip is want.
+func waitToolTip(t *testing.T, item *dbustest.Item, want string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
-	defer cancel()
-	var v dbus.Variant
-	if err := obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, iface, name).Store(&v); err != nil {
-		t.Fatalf("get %s.%s: %v", iface, name, err)
-	}
-	return v
-}
-
-type pixmap struct {
-	W, H int32
-	Pix  []byte
-}
-
-func toolTip(t *testing.T, item dbus.BusObject) string {
-	t.Helper()
-	var tip struct {
-		Icon  string
-		Image []pixmap
-		Title string
-		Text  string
-	}
-	v := getProperty(t, item, "org.kde.StatusNotifierItem", "ToolTip")
-	if err := dbus.Store([]any{v.Value()}, &tip); err != nil {
-		t.Fatalf("decode ToolTip %v: %v", v, err)
-	}
-	return tip.Title
-}
-
-// menuEntry is one node of a com.canonical.dbusmenu layout.
-type menuEntry struct {
-	ID       int32
-	Props    map[string]dbus.Variant
-	Children []dbus.Variant
-}
-
-// menuLayout returns every entry of the menu, depth first.
-func menuLayout(t *testing.T, menu dbus.BusObject) []menuEntry {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
-	defer cancel()
-	var rev uint32
-	var root menuEntry
-	call := menu.CallWithContext(ctx, "com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{})
-	if err := call.Store(&rev, &root); err != nil {
-		t.Fatalf("GetLayout: %v", err)
-	}
-	var all []menuEntry
-	var walk func(e menuEntry)
-	walk = func(e menuEntry) {
-		all = append(all, e)
-		for _, c := range e.Children {
-			var child menuEntry
-			if err := dbus.Store([]any{c.Value()}, &child); err != nil {
-				t.Fatalf("decode menu entry %v: %v", c, err)
-			}
-			walk(child)
-		}
-	}
-	walk(root)
-	return all
-}
-
-// findEntry returns the menu entry labelled label.
-func findEntry(t *testing.T, menu dbus.BusObject, label string) menuEntry {
-	t.Helper()
-	var labels []string
-	for _, e := range menuLayout(t, menu) {
-		if l, ok := e.Props["label"].Value().(string); ok {
-			if l == label {
-				return e
-			}
-			labels = append(labels, l)
-		}
-	}
-	t.Fatalf("no menu entry %q in %q", label, labels)
-	return menuEntry{}
-}
-
-func clickEntry(t *testing.T, menu dbus.BusObject, label string) {
-	t.Helper()
-	e := findEntry(t, menu, label)
-	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
-	defer cancel()
-	call := menu.CallWithContext(ctx, "com.canonical.dbusmenu.Event", 0,
-		e.ID, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
-	if call.Err == nil {
-		return
-	}
-	// Quit may end the process before the library has answered the click.
-	var derr dbus.Error
-	if label == "Quit" && errors.As(call.Err, &derr) && derr.Name == "org.freedesktop.DBus.Error.NoReply" {
-		return
-	}
-	t.Fatalf("click %q (id %d): %v", label, e.ID, call.Err)
-}
-
-// waitToolTip waits until the item's ToolTip is want, re-reading it on each
-// NewToolTip signal.
-func waitToolTip(t *testing.T, item dbus.BusObject, signals <-chan *dbus.Signal, want string) {
-	t.Helper()
-	timeout := time.After(dbusTimeout)
-	for {
-		got := toolTip(t, item)
-		if got == want {
-			return
-		}
-		select {
-		case <-signals:
-		case <-timeout:
-			t.Fatalf("ToolTip = %q, want %q (timed out waiting for NewToolTip)", got, want)
-		}
-	}
-}
-
-// desktop is a private session bus with a fake tray host and notification
-// daemon.
-type desktop struct {
-	addr       string
-	conn       *dbus.Conn
-	registered <-chan string       // bus names of registered tray items
-	signals    <-chan *dbus.Signal // NewToolTip and dbusmenu signals
-	notes      *notifications
-}
-
-func startDesktop(t *testing.T) *desktop {
-	t.Helper()
-	requireDBusDaemon(t)
-	d := &desktop{addr: startBus(t)}
-	d.conn = connect(t, d.addr)
-	w := &watcher{registered: make(chan string, 1)}
-	ownName(t, d.conn, w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher", "org.kde.StatusNotifierWatcher")
-	d.registered = w.registered
-	d.notes = &notifications{calls: make(chan notifyCall, 16)}
-	ownName(t, d.conn, d.notes, "/org/freedesktop/Notifications", "org.freedesktop.Notifications", "org.freedesktop.Notifications")
-	// NewToolTip tells the host to re-read the tooltip; LayoutUpdated and
-	// ItemsPropertiesUpdated to re-read the menu.
-	if err := d.conn.AddMatchSignal(
-		dbus.WithMatchInterface("org.kde.StatusNotifierItem"),
-		dbus.WithMatchMember("NewToolTip"),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.conn.AddMatchSignal(dbus.WithMatchInterface("com.canonical.dbusmenu")); err != nil {
-		t.Fatal(err)
-	}
-	signals := make(chan *dbus.Signal, 64)
-	d.conn.Signal(signals)
-	d.signals = signals
-	return d
-}
-
-// tray waits for the child's item to register and its menu to be built,
-// and returns the item and menu objects.
-func (d *desktop) tray(t *testing.T) (item, menu dbus.BusObject) {
-	t.Helper()
-	var name string
-	select {
-	case name = <-d.registered:
-	case <-time.After(dbusTimeout):
-		t.Fatal("timed out waiting for the StatusNotifierItem to register")
-	}
-	item = d.conn.Object(name, "/StatusNotifierItem")
-	menuPath, ok := getProperty(t, item, "org.kde.StatusNotifierItem", "Menu").Value().(dbus.ObjectPath)
-	if !ok {
-		t.Fatal("Menu property is not an object path")
-	}
-	menu = d.conn.Object(name, menuPath)
-	// GetLayout answers only once the menu is built.
-	findEntry(t, menu, "Fetch now")
-	return item, menu
+	item.WaitToolTip(t, fmt.Sprintf("%q", want), func(got string) bool { return got == want })
 }
 
 func TestSystrayOverDBus(t *testing.T) {
-	d := startDesktop(t)
+	d := dbustest.StartDesktop(t)
 	issued := time.Now().Add(-3 * time.Minute)
-	c := startChild(t, d.addr, Status{State: Current, IPv4: addrA, IssuedAt: issued, LastCheck: time.Now(), Mode: "IDLE (push)"})
-	item, menu := d.tray(t)
+	c := startChild(t, d.Addr, Status{State: Current, IPv4: addrA, IssuedAt: issued, LastCheck: time.Now(), Mode: "IDLE (push)"})
+	item := d.WaitItem(t)
 
-	waitToolTip(t, item, d.signals, "office: 203.0.113.9 · updated 3 min ago")
+	waitToolTip(t, item, "office: 203.0.113.9 · updated 3 min ago")
 
 	for _, prop := range []string{"Id", "Title"} {
-		if got := getProperty(t, item, "org.kde.StatusNotifierItem", prop).Value(); got != "ipsync-client" {
+		if got := item.Property(t, prop).Value(); got != "ipsync-client" {
 			t.Errorf("%s = %v, want ipsync-client", prop, got)
 		}
 	}
-	var icons []pixmap
-	if err := getProperty(t, item, "org.kde.StatusNotifierItem", "IconPixmap").Store(&icons); err != nil {
-		t.Fatalf("decode IconPixmap: %v", err)
-	}
+	icons := item.IconPixmap(t)
 	if len(icons) != 1 || icons[0].W != 64 || icons[0].H != 64 || len(icons[0].Pix) != 64*64*4 {
 		t.Fatalf("IconPixmap = %d images, want one 64×64 ARGB image", len(icons))
 	}
@@ -514,106 +218,65 @@ func TestSystrayOverDBus(t *testing.T) {
 		t.Errorf("IconPixmap centre alpha = %d, want opaque", mid)
 	}
 
-	clickEntry(t, menu, "Fetch now")
+	item.Click(t, "Fetch now")
 	c.expect("action fetch")
-	clickEntry(t, menu, "Copy address")
+	item.Click(t, "Copy address")
 	c.expect("copied 203.0.113.9")
-	clickEntry(t, menu, "Open config")
+	item.Click(t, "Open config")
 	c.expect("opened /etc/ipsync/config.yaml")
 
 	c.send(Status{State: Current, IPv4: addrB, Previous: addrA, IssuedAt: time.Now(), LastCheck: time.Now()})
-	waitToolTip(t, item, d.signals, "office: 198.51.100.7 · updated just now")
-	if got := findEntry(t, menu, "Previous: 203.0.113.9").Props["visible"].Value(); got != true {
+	waitToolTip(t, item, "office: 198.51.100.7 · updated just now")
+	if got := item.Entry(t, "Previous: 203.0.113.9").Props["visible"].Value(); got != true {
 		t.Errorf("Previous entry visible = %v, want true", got)
 	}
 
 	// Start at login writes the XDG entry and checks the box.
-	if got := findEntry(t, menu, "Start at login").Props["toggle-state"].Value(); got != int32(0) {
+	if got := item.Entry(t, "Start at login").Props["toggle-state"].Value(); got != int32(0) {
 		t.Errorf("Start at login toggle-state = %v, want 0", got)
 	}
-	clickEntry(t, menu, "Start at login")
-	timeout := time.After(dbusTimeout)
-	for findEntry(t, menu, "Start at login").Props["toggle-state"].Value() != int32(1) {
-		select {
-		case <-d.signals:
-		case <-timeout:
-			t.Fatal("timed out waiting for Start at login to become checked")
-		}
-	}
+	item.Click(t, "Start at login")
+	item.WaitEntry(t, "Start at login", "toggle-state 1 (checked)", func(e dbustest.MenuEntry) bool {
+		return e.Props["toggle-state"].Value() == int32(1)
+	})
 	desktopFile := filepath.Join(c.configHome, "autostart", "ipsync-client.desktop")
 	if b, err := os.ReadFile(desktopFile); err != nil || !strings.Contains(string(b), " client --config /etc/ipsync/config.yaml\n") {
 		t.Errorf("autostart entry %s = %q, %v; want one running client --config /etc/ipsync/config.yaml", desktopFile, b, err)
 	}
 
-	clickEntry(t, menu, "Quit")
+	item.ClickExit(t, "Quit")
 	c.expect("action quit")
 	c.expect("exit")
 }
 
-// notifications is a fake org.freedesktop.Notifications daemon.
-type notifications struct {
-	calls chan notifyCall
-}
-
-type notifyCall struct {
-	app, summary, body string
-	hints              map[string]dbus.Variant
-}
-
-func (n *notifications) Notify(app string, replaces uint32, icon, summary, body string,
-	actions []string, hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
-	n.calls <- notifyCall{app: app, summary: summary, body: body, hints: hints}
-	return 1, nil
-}
-
-func (n *notifications) GetCapabilities() ([]string, *dbus.Error) {
-	return []string{"body"}, nil
-}
-
-func (n *notifications) GetServerInformation() (string, string, string, string, *dbus.Error) {
-	return "ipsync-test", "ipsync", "1", "1.2", nil
-}
-
-func (n *notifications) next(t *testing.T) notifyCall {
-	t.Helper()
-	select {
-	case c := <-n.calls:
-		return c
-	case <-time.After(dbusTimeout):
-		t.Fatal("timed out waiting for a Notify call")
-	}
-	return notifyCall{}
-}
-
 func TestNotifyOverDBus(t *testing.T) {
-	d := startDesktop(t)
-	c := startChild(t, d.addr, Status{State: Current, IPv4: addrA, IssuedAt: time.Now()})
-	d.tray(t)
+	d := dbustest.StartDesktop(t)
+	c := startChild(t, d.Addr, Status{State: Current, IPv4: addrA, IssuedAt: time.Now()})
+	d.WaitItem(t)
 
 	c.send(Status{State: Current, IPv4: addrB, IssuedAt: time.Now()})
-	got := d.notes.next(t)
-	if got.summary != "office has a new address" || got.body != "203.0.113.9 → 198.51.100.7" {
-		t.Errorf("Notify(summary %q, body %q), want %q, %q", got.summary, got.body, "office has a new address", "203.0.113.9 → 198.51.100.7")
+	got := d.Notifications.Next(t)
+	if got.Summary != "office has a new address" || got.Body != "203.0.113.9 → 198.51.100.7" {
+		t.Errorf("Notify(summary %q, body %q), want %q, %q", got.Summary, got.Body, "office has a new address", "203.0.113.9 → 198.51.100.7")
 	}
-	if got.app != "ipsync" {
-		t.Errorf("Notify app_name = %q, want ipsync", got.app)
+	if got.App != "ipsync" {
+		t.Errorf("Notify app_name = %q, want ipsync", got.App)
 	}
-	if _, ok := got.hints["image-data"]; !ok {
-		t.Errorf("Notify hints = %v, want image-data (the icon)", got.hints)
+	if _, ok := got.Hints["image-data"]; !ok {
+		t.Errorf("Notify hints = %v, want image-data (the icon)", got.Hints)
 	}
 
 	// The same address again, then an error as a marker: notifications
 	// are sent in order, so anything between the two is a duplicate.
 	c.send(Status{State: Current, IPv4: addrB, IssuedAt: time.Now()})
 	c.send(Status{State: Error, IPv4: addrB, Err: "marker"})
-	if got := d.notes.next(t); got.body != "marker" {
-		t.Errorf("after the change, Notify(%q, %q), want only the marker error", got.summary, got.body)
+	if got := d.Notifications.Next(t); got.Body != "marker" {
+		t.Errorf("after the change, Notify(%q, %q), want only the marker error", got.Summary, got.Body)
 	}
 }
 
 func TestAvailable(t *testing.T) {
-	requireDBusDaemon(t)
-	addr := startBus(t)
+	addr := dbustest.StartBus(t)
 	// A dbus-launch that leaves a mark, to prove Available never starts one.
 	bin := t.TempDir()
 	mark := filepath.Join(bin, "launched")
