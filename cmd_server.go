@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"ipsync/codec"
 	"ipsync/config"
+	"ipsync/mailconn"
 	"ipsync/publisher"
 	"ipsync/publisher/discover"
 	"ipsync/tray"
@@ -301,6 +304,10 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		cancel()
 		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
 	}
+	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
+		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
+		lines = append(lines, checkLine{item: item, err: checkIMAPLogin(ctx, cfg, sec), note: "ok"})
+	}
 	d, err := newDiscoverer(cfg, quiet)
 	if err != nil {
 		return append(lines, checkLine{item: "address sources", err: err})
@@ -314,4 +321,29 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		lines = append(lines, checkLine{item: item, note: fmt.Sprintf("%s in %s", r.Addr, r.Took.Round(time.Millisecond))})
 	}
 	return lines
+}
+
+// checkIMAPLogin logs in to the IMAP server and opens the mailbox
+// read-only, as retention will (retention itself deletes, so it is not run).
+func checkIMAPLogin(ctx context.Context, cfg *config.Config, sec secrets) error {
+	_, ep, err := endpoints(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := mailconn.DialIMAP(ctx, ep, nil)
+	if err != nil {
+		return withCode(exitNetwork, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.Login(cfg.Mail.Username, sec.password).Wait(); err != nil {
+		return withCode(exitNetwork, fmt.Errorf("imap login as %s: %w", cfg.Mail.Username, err))
+	}
+	if _, err := c.Select(cfg.Mail.IMAP.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return withCode(exitNetwork, fmt.Errorf("open mailbox %q: %w", cfg.Mail.IMAP.Mailbox, err))
+	}
+	return c.Logout().Wait()
 }

@@ -20,6 +20,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 )
@@ -118,6 +120,7 @@ type env struct {
 	stdout, stderr io.Writer
 	verbose        bool
 	configPath     string
+	verb           string
 }
 
 func verbs() []verb {
@@ -146,6 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := &env{stdout: stdout, stderr: stderr}
 	for _, v := range verbs() {
 		if v.name == args[0] {
+			e.verb = v.name
 			return v.run(ctx, e, args[1:])
 		}
 	}
@@ -192,7 +196,8 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 
 // logger returns the process logger: text to stderr, Info (or Debug with
 // --verbose) for long-running roles, Warn for one-shot verbs so that their
-// output is only the result.
+// output is only the result. On Windows, where a tray program has no
+// console, long-running roles also log to a file (see logFile).
 func (e *env) logger(longRunning bool) *slog.Logger {
 	level := slog.LevelWarn
 	if longRunning {
@@ -201,7 +206,35 @@ func (e *env) logger(longRunning bool) *slog.Logger {
 	if e.verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	w := e.stderr
+	if longRunning && runtime.GOOS == "windows" {
+		if f, path, err := logFile(e.verb); err == nil {
+			w = io.MultiWriter(e.stderr, f)
+			fmt.Fprintf(e.stderr, "ipsync: logging to %s\n", path)
+		} else {
+			fmt.Fprintf(e.stderr, "ipsync: cannot open the log file (%v); logging to stderr only\n", err)
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// logFile opens <user cache dir>/ipsync/<verb>.log for appending; the file
+// stays open for the life of the process.
+func logFile(verb string) (io.Writer, string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil, "", err
+	}
+	dir = filepath.Join(dir, "ipsync")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, verb+".log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, path, nil
 }
 
 func runVersion(_ context.Context, e *env, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"ipsync/codec"
+	"ipsync/ipecho"
 	"ipsync/loopmail"
 )
 
@@ -245,4 +247,35 @@ func mustRead(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestCheckServerAgainstLoopback(t *testing.T) {
+	e := newE2E(t)
+	cert, _, err := loopmail.SelfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	echo, err := ipecho.Start(ctx, ipecho.Options{Cert: cert, IPv4: netip.MustParseAddr("203.0.113.5")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	// The stand-in answers with a documentation address, which production
+	// validation must reject: the source lines fail, the mail lines pass.
+	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
+	p := filepath.Join(filepath.Dir(e.serverCfg), "server-check.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "check", "--config", p)
+	for _, want := range []string{"PASS server secrets", "PASS smtp 127.0.0.1", "PASS imap 127.0.0.1", "login for retention", "FAIL source IPv4 dns://127.0.0.1", "documentation range"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != exitNetwork {
+		t.Errorf("check = %d, want %d (a source failed)", code, exitNetwork)
+	}
 }
