@@ -37,8 +37,15 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	log := e.logger(false)
 	cfg, err := e.loadConfig("", log)
 	if err != nil {
-		fmt.Fprintf(e.stdout, "FAIL config: %d problem(s)\n", problemCount(err))
-		return err
+		var ce *config.Error
+		if !errors.As(err, &ce) {
+			fmt.Fprintf(e.stdout, "FAIL config: %v\n", err)
+			return &exitError{exitUsage, errors.New("")}
+		}
+		for _, p := range ce.Problems {
+			fmt.Fprintf(e.stdout, "FAIL config %s: %s\n", ce.Path, p)
+		}
+		return &exitError{exitUsage, fmt.Errorf("%d configuration problem(s) in %s", len(ce.Problems), ce.Path)}
 	}
 	roles := []config.Role{config.RoleServer, config.RoleClient}
 	switch r := config.Role(*roleFlag); {
@@ -87,14 +94,6 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return &exitError{exitNetwork, errors.New("")}
 	}
 	return nil
-}
-
-func problemCount(err error) int {
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return len(ce.Problems)
-	}
-	return 1
 }
 
 // checkRole resolves the role's secrets and tries its connections. Each

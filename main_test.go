@@ -43,7 +43,8 @@ func TestUsageAndHelp(t *testing.T) {
 		{"legacy no sub", []string{"legacy"}, exitUsage, "", "encode or decode"},
 		{"legacy bad factor", []string{"legacy", "encode", "--factor", "x", "--alphabet", "odzmtaciru", "--padding", "b", "1.2.3.4"}, exitUsage, "", "--factor"},
 		{"legacy ipv6", []string{"legacy", "encode", "--factor", "2", "--alphabet", "odzmtaciru", "--padding", "b", "2001:db8::1"}, exitUsage, "", "IPv4 only"},
-		{"missing config", []string{"check", "--config", "/nonexistent/ipsync.yaml"}, exitUsage, "FAIL config", "config file not found"},
+		{"missing config", []string{"check", "--config", "/nonexistent/ipsync.yaml"}, exitUsage, "FAIL config: /nonexistent/ipsync.yaml: config file not found", ""},
+		{"client missing config", []string{"client", "--headless", "--config", "/nonexistent/ipsync.yaml"}, exitUsage, "", "config file not found"},
 	}
 	verbHelp := []string{"server", "client", "publish", "fetch", "keygen", "legacy", "check", "demo", "version"}
 	for _, v := range verbHelp {

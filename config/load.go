@@ -88,8 +88,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Error{Path: path, Problems: []Problem{{Line: root.Line, Msg: "the top level must be a mapping of keys (role:, name:, mail:, …)"}}}
 	}
 	var probs []Problem
-	lines := map[int]string{}
-	checkKeys(root, reflect.TypeOf(Config{}), "", &probs, lines)
+	lines, keyLines := map[int]string{}, map[string]int{}
+	checkKeys(root, reflect.TypeOf(Config{}), "", &probs, lines, keyLines)
 	if len(probs) == 0 {
 		if err := root.Decode(cfg); err != nil {
 			probs = append(probs, decodeProblems(err, lines)...)
@@ -100,6 +100,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	cfg.ApplyDefaults()
 	if probs := cfg.validate(""); len(probs) > 0 {
+		for i := range probs {
+			probs[i].Line = keyLines[strings.SplitN(probs[i].Key, "[", 2)[0]]
+		}
 		return nil, &Error{Path: path, Problems: probs}
 	}
 	cfg.Warnings = cfg.literalSecretWarnings()
@@ -111,8 +114,8 @@ var errEOF = errors.New("EOF")
 // checkKeys walks a mapping node beside the struct type t and records every
 // key that t has no field for, and every duplicated key.
 // lines maps the line of each value to its dotted key, for messages from
-// the decoder, which know only the line.
-func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, lines map[int]string) {
+// the decoder, which know only the line; keyLines maps each key to its line.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, lines map[int]string, keyLines map[string]int) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -155,7 +158,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, li
 		if v.Line != k.Line {
 			lines[v.Line] = key
 		}
-		checkKeys(v, ft, key+".", probs, lines)
+		keyLines[key] = k.Line
+		checkKeys(v, ft, key+".", probs, lines, keyLines)
 	}
 }
 
