@@ -297,3 +297,13 @@ func FuzzParse(f *testing.F) {
 		_ = c.Require(RoleClient)
 	})
 }
+
+func TestValidationProblemHasLine(t *testing.T) {
+	t.Parallel()
+	_, err := Parse("c.yaml", []byte(validYAML+"publisher:\n  to: [a@example.com, nope]\n  agree: -1\n"))
+	for _, want := range []string{"c.yaml: line 13: publisher.to[1]: ", "c.yaml: line 14: publisher.agree: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse() = %v, want a line with %q", err, want)
+		}
+	}
+}
