@@ -65,14 +65,14 @@ func measureIdleClient(b *testing.B, bin, cfg string, window time.Duration) (rss
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
-		current, idle := false, false
+		current, idle, signalled := false, false, false
 		for sc.Scan() {
 			l := sc.Text()
 			current = current || strings.Contains(l, "state=current")
 			idle = idle || strings.Contains(l, "mode=idle")
-			if current && idle && ready != nil {
+			if current && idle && !signalled {
 				close(ready)
-				ready = nil
+				signalled = true
 			}
 		}
 	}()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zalando/go-keyring"
 )
 
 const validYAML = `role: client
@@ -305,5 +307,21 @@ func TestValidationProblemHasLine(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse() = %v, want a line with %q", err, want)
 		}
+	}
+}
+
+func TestKeyringSecret(t *testing.T) {
+	keyring.MockInit()
+	if err := keyring.Set("ipsync", "office@example.com", " app-password \n"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{}
+	got, err := c.Resolve("mail.password", NewSecret("keyring:ipsync/office@example.com"))
+	if err != nil || got != "app-password" {
+		t.Errorf("Resolve(keyring) = %q, %v, want app-password", got, err)
+	}
+	_, err = c.Resolve("mail.password", NewSecret("keyring:ipsync/nobody@example.com"))
+	if err == nil || !strings.Contains(err.Error(), "mail.password") || !strings.Contains(err.Error(), "secret-tool store") || !errors.Is(err, ErrSecretUnavailable) {
+		t.Errorf("Resolve(missing keyring entry) = %v, want a hint naming the key", err)
 	}
 }
