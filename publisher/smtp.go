@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -271,6 +272,21 @@ func buildMsg(m Message) (*gomail.Msg, error) {
 	}
 	msg.SetBodyString(gomail.TypeTextPlain, body)
 	return msg, nil
+}
+
+// Render returns m as the RFC 5322 bytes the SMTP mailer submits (without
+// the envelope). Tests and other delivery paths (an IMAP APPEND into a
+// server without SMTP) use it so that every path writes the same mail.
+func Render(m Message) ([]byte, error) {
+	msg, err := buildMsg(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := msg.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("render message: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // newMessageID returns 160 random bits at the domain of addr.

@@ -1,0 +1,17 @@
+// Package interop holds ipsync's interoperability tests against a real
+// Dovecot 2.3 IMAP server; it has no non-test code.
+//
+// The tests run only when IPSYNC_TEST_DOVECOT is set (see
+// ipsync/internal/dovecottest) and otherwise skip:
+//
+//	IPSYNC_TEST_DOVECOT=1 go test -race ./interop/
+//	IPSYNC_TEST_DOVECOT=1 go test -run '^$' -bench DovecotIdleLatency -benchtime=20x ./interop/
+//
+// Dovecot has no SMTP, so the publisher's mail is "delivered" by an IMAP
+// APPEND of the bytes its SMTP mailer would send (rendered with go-mail the
+// same way). The appending connection comes from 127.0.0.2, so, like SMTP
+// delivery, it does not count against the account's per-user-and-IP IMAP
+// connection limit that the fetchers share. A counting TCP proxy in front
+// of Dovecot measures what the fetchers do on the wire: commands, bytes,
+// logged-in sessions and connection-limit refusals.
+package interop
