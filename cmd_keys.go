@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -55,19 +56,8 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 		if err := os.MkdirAll(*out, 0o700); err != nil {
 			return usageErr("--out: %v", err)
 		}
-		for name, text := range map[string]string{"server.key": sk.Text(), "client.key": ck.Text()} {
-			path := strings.TrimRight(*out, "/") + "/" + name
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return usageErr("--out: %v (ipsync never overwrites a key file)", err)
-			}
-			_, werr := fmt.Fprintln(f, text)
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				return fmt.Errorf("write %s: %w", path, werr)
-			}
+		if err := writeKeyPair(*out, sk, ck); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stdout, "wrote %s/server.key (keep on the server) and %s/client.key (copy to each client); key id %s\n", *out, *out, sk.ID())
 		return nil
@@ -139,4 +129,47 @@ func runLegacy(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, ip)
 	return nil
+}
+
+// writeKeyPair writes DIR/server.key and DIR/client.key (mode 0600). It
+// never overwrites a file, checks both names are free before writing
+// either, and removes what it wrote if the second write fails, so it never
+// leaves a client key without its server key.
+func writeKeyPair(dir string, sk codec.ServerKey, ck codec.ClientKey) error {
+	files := []struct{ path, text string }{
+		{filepath.Join(dir, "server.key"), sk.Text()},
+		{filepath.Join(dir, "client.key"), ck.Text()},
+	}
+	for _, f := range files {
+		if _, err := os.Lstat(f.path); err == nil {
+			return usageErr("--out: %s exists (ipsync never overwrites a key file)", f.path)
+		}
+	}
+	var written []string
+	for _, f := range files {
+		if err := writeNewFile(f.path, f.text+"\n"); err != nil {
+			for _, p := range written {
+				os.Remove(p)
+			}
+			return usageErr("--out: %v (ipsync never overwrites a key file)", err)
+		}
+		written = append(written, f.path)
+	}
+	return nil
+}
+
+// writeNewFile creates path (which must not exist) with mode 0600.
+func writeNewFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(text)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(path)
+	}
+	return werr
 }

@@ -59,13 +59,14 @@ func (u *ui) run(ctx context.Context, loop func(context.Context) error) error {
 		loopErr = loop(ctx)
 		cancel() // a loop that ends on its own ends the tray too
 	}()
-	trayErr := u.tray.Run(ctx)
-	trayEndedFirst := ctx.Err() == nil
+	if err := u.tray.Run(ctx); err != nil && ctx.Err() == nil {
+		// The desktop said yes but the tray could not start: carry on
+		// headless rather than stop the role (design section 8).
+		u.log.Warn("the tray icon could not start: running headless", "err", err)
+		wg.Wait()
+	}
 	cancel()
 	wg.Wait()
-	if trayErr != nil && trayEndedFirst {
-		return trayErr
-	}
 	if errors.Is(loopErr, context.Canceled) {
 		return nil
 	}

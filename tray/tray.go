@@ -310,11 +310,20 @@ func (t *Tray) run(ctx context.Context, u ui) error {
 		defer close(notifyDone)
 		t.notifyLoop(ctx, notes)
 	}()
+	// Quit only once the tray is ready: on Windows, systray.Quit before
+	// systray.Run has made its window posts to no window and is lost, and
+	// the message loop would then run forever.
+	ready := make(chan struct{})
+	runReturned := make(chan struct{})
 	quitDone := make(chan struct{})
 	go func() {
 		defer close(quitDone)
 		<-ctx.Done()
-		u.quit()
+		select {
+		case <-ready:
+			u.quit()
+		case <-runReturned:
+		}
 	}()
 
 	var (
@@ -326,6 +335,7 @@ func (t *Tray) run(ctx context.Context, u ui) error {
 	u.run(func() {
 		mu.Lock()
 		defer mu.Unlock()
+		defer close(ready)
 		if stopped {
 			return
 		}
@@ -336,6 +346,7 @@ func (t *Tray) run(ctx context.Context, u ui) error {
 			c.loop(ctx)
 		}()
 	})
+	close(runReturned)
 	cancel()
 	mu.Lock()
 	stopped = true
