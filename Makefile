@@ -15,12 +15,12 @@ FUZZTIME  ?= 60s
 # Packages with fuzz targets, and their targets.
 FUZZ_TARGETS := ./codec:FuzzOpen ./codec:FuzzLegacyDecode ./config:FuzzParse ./fetcher:FuzzDecodeMail
 
-.PHONY: help build demo test test-race fmt-check vet lint staticcheck fuzz bench cross tidy-check \
+.PHONY: help build demo test test-race test-wine fmt-check vet lint staticcheck fuzz bench cross tidy-check \
         screenshots wine-test clean
 
 help:
 	@echo "make demo         run the product against a built-in loopback mail server (no account needed)"
-	@echo "make test         fmt-check, vet, staticcheck, go test -race ./..., cross builds"
+	@echo "make test         fmt-check, vet, staticcheck, go test -race ./..., cross builds, Windows tray under Wine"
 	@echo "make build        build $(BIN)/ipsync (stripped)"
 	@echo "make lint         fmt-check, vet, staticcheck"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default 60s) each"
@@ -35,7 +35,16 @@ build:
 demo: build
 	$(BIN)/ipsync demo
 
-test: lint test-race cross
+test: lint test-race cross test-wine
+
+# The Windows tray under Wine: always in CI (which installs Wine), and on a
+# developer machine when Wine is there; otherwise say why it is skipped.
+test-wine:
+	@if [ -n "$$CI" ] || command -v wine >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory wine-test; \
+	else \
+		echo "wine-test skipped: Wine is not installed (make wine-test installs it, as root)"; \
+	fi
 
 test-race:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -76,10 +85,10 @@ cross:
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS) -H windowsgui' -o $(BIN)/ipsync-windows-amd64.exe .
 
 screenshots: build
-	bash scripts/screenshots.sh
+	bash .ci/screenshots.sh
 
 wine-test:
-	bash scripts/wine-test.sh
+	bash .ci/wine-test.sh
 
 clean:
 	rm -rf $(BIN)

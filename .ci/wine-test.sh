@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# The Windows tray under Wine (`make wine-test`).
+#
+# Builds the Windows binary as released (-H windowsgui), starts on the Linux
+# side a loopback SMTP+IMAP server (internal/loopserver) and publishes a first
+# address with the Linux `ipsync publish --once`, then runs
+#   wine explorer /desktop=shell,1024x768 ipsync.exe client --config ...
+# on a private Xvfb display and drives the tray with the mouse only (Wine's
+# menus never get the keyboard): finds the icon in the taskbar, hovers it
+# (tooltip), right-clicks it (menu), clicks "Copy address", publishes a
+# second address, clicks "Fetch now" and checks in the client's log file
+# (%LOCALAPPDATA%\ipsync\client.log) that a fetch ran and the new address was
+# accepted. The client config polls once an hour with IDLE off, so only
+# "Fetch now" can bring the second address. Finally it reopens the menu, saves
+# docs/screenshots/windows-tray-menu.png, and quits through the menu's Quit.
+#
+# Installs what it needs as root on a fresh Debian machine (wine, wine64,
+# xvfb, xdotool, imagemagick; gcc-mingw-w64-x86-64 only when Wine lacks
+# bcryptprimitives.dll). Captures of every step are kept in bin/wine-test/.
+# Exits non-zero with a message naming the failed check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+started=$SECONDS
+
+die() { echo "wine-test: FAIL: $*" >&2; exit 1; }
+log() { echo "wine-test: $*" >&2; }
+
+# --- packages ---------------------------------------------------------------
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=
+install_missing() {
+	local p missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+	local t=$SECONDS
+	log "installing ${missing[*]}"
+	if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "installed ${missing[*]} in $((SECONDS - t))s"
+}
+install_missing wine wine64 xvfb xdotool imagemagick fonts-dejavu-core
+command -v go >/dev/null || die "go is not on PATH"
+
+# --- clean-up ---------------------------------------------------------------
+work=$(mktemp -d /tmp/ipsync-wine.XXXXXX)
+shots=$root/bin/wine-test
+rm -rf "$shots"
+mkdir -p "$shots"
+pids=()
+export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
+# No Mono or Gecko download prompts: ipsync needs neither.
+export WINEDLLOVERRIDES='mscoree=;mshtml='
+cleanup() {
+	local rc=$? i p
+	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	if [ $rc -ne 0 ]; then
+		for f in "$work"/*.log "$work"/client.stderr; do
+			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 25 "$f" >&2; }
+		done
+		[ -n "${client_log:-}" ] && [ -s "$client_log" ] && { echo "--- $client_log" >&2; tail -n 25 "$client_log" >&2; }
+		echo "wine-test: screenshots of each step are in $shots" >&2
+	fi
+	rm -rf "$work"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.25 s.
+wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
+		sleep 0.25
+	done
+}
+
+# --- builds -----------------------------------------------------------------
+t=$SECONDS
+go build -o "$work/ipsync" .
+go build -o "$work/loopserver" ./internal/loopserver
+GOOS=windows GOARCH=amd64 go build -trimpath -ldflags '-s -w -H windowsgui' -o bin/ipsync.exe .
+log "built ipsync, loopserver and bin/ipsync.exe in $((SECONDS - t))s"
+
+# --- display ----------------------------------------------------------------
+W=1024 H=768
+Xvfb -displayfd 3 -screen 0 ${W}x${H}x24 -nolisten tcp -noreset 3>"$work/displayfd" >"$work/xvfb.log" 2>&1 &
+pids+=($!)
+wait_for 20 "Xvfb to start" test -s "$work/displayfd"
+export DISPLAY=:$(head -n1 "$work/displayfd")
+wait_for 20 "display $DISPLAY" xdotool getdisplaygeometry
+log "Xvfb on $DISPLAY"
+
+# --- Wine prefix ------------------------------------------------------------
+t=$SECONDS
+timeout 180 wineboot --init >"$work/wineboot.log" 2>&1 || die "wineboot --init failed or took over 180s"
+timeout 120 wineserver -w || die "wineserver did not settle after wineboot"
+sys32=$WINEPREFIX/drive_c/windows/system32
+[ -d "$sys32" ] || die "wineboot made no $sys32"
+log "$(wine --version 2>/dev/null | head -n1) prefix ready in $((SECONDS - t))s"
+# Go >= 1.22 needs bcryptprimitives.dll (ProcessPrng); Wine 8 has none (a
+# newer Wine's own, builtin one shows up here as a placeholder file). Wine
+# loads a DLL it has no builtin for from system32.
+if [ ! -e "$sys32/bcryptprimitives.dll" ]; then
+	install_missing gcc-mingw-w64-x86-64
+	x86_64-w64-mingw32-gcc -shared -O2 -s -o "$sys32/bcryptprimitives.dll" \
+		.ci/wine/bcryptprimitives.c .ci/wine/bcryptprimitives.def -lbcrypt
+	log "installed the bcryptprimitives.dll stand-in"
+fi
+version=$(timeout 60 wine bin/ipsync.exe version 2>"$work/version.log" | tr -d '\r') || true
+case $version in
+ipsync\ *) log "under Wine: $version" ;;
+*) die "bin/ipsync.exe version printed '$version' under Wine (see the log below)" ;;
+esac
+
+# --- the Linux side: mail server and the first address ---------------------
+"$work/loopserver" --dir "$work/mail" >"$work/loopserver.out" 2>"$work/loopserver.log" &
+pids+=($!)
+wait_for 30 "loopserver to be ready" grep -q '^ready ' "$work/loopserver.out"
+config=$(sed -n 's/^ready //p' "$work/loopserver.out")
+winconfig=$(winepath -w "$config" 2>/dev/null)
+first=203.0.113.7 second=203.0.113.8
+timeout 60 "$work/ipsync" publish --once --config "$work/mail/server.yaml" --ip $first >"$work/publish.log" 2>&1 ||
+	die "could not publish the first address $first"
+
+# --- the Windows client -----------------------------------------------------
+client_log=$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/ipsync/client.log
+wine explorer /desktop=shell,${W}x${H} "$(winepath -w "$root/bin/ipsync.exe")" client --verbose --config "$winconfig" \
+	>"$work/client.stdout" 2>"$work/client.stderr" &
+pids+=($!)
+client_pid=$!
+shot() { import -silent -window root "$1"; }
+n=0
+step() { n=$((n + 1)); shot "$shots/$(printf %02d $n)-$1.png"; }
+
+# in_log ERE: the client's log file has a line matching ERE.
+in_log() { [ -f "$client_log" ] && grep -Eq -- "$1" "$client_log"; }
+wait_for 60 "the client's log file $client_log" test -f "$client_log"
+wait_for 60 "the client to read $first (log: msg=\"server address received\" ipv4=$first)" \
+	in_log "msg=\"server address received\" name=office ipv4=$first"
+
+# The tray icon: the only thing in the taskbar's right end that is not the
+# taskbar's own colour.
+tray_w=240
+find_icon() {
+	shot "$work/now.png"
+	local g
+	g=$(convert "$work/now.png" -crop ${tray_w}x16+$((W - tray_w))+$((H - 18)) +repage \
+		-fuzz 10% -trim -format '%w %h %X %Y' info: 2>/dev/null) || return 1
+	g=${g//+/}
+	read -r iw ih ix iy <<<"$g"
+	[ "$iw" -ge 8 ] && [ "$iw" -le 40 ] && [ "$ih" -ge 8 ]
+}
+wait_for 30 "the tray icon in the taskbar" find_icon
+cx=$((W - tray_w + ix + iw / 2)) cy=$((H - 18 + iy + ih / 2))
+log "tray icon at ${cx},${cy} (${iw}x${ih})"
+step icon
+
+# bbox A B: "W H X Y" of the region where pictures A and B differ, or nothing.
+bbox() {
+	local g
+	g=$(convert "$1" "$2" -compose difference -composite -fuzz 8% -trim \
+		-format '%w %h %X %Y' info: 2>/dev/null) || return 0
+	case $g in 1\ 1\ -*) return 0 ;; esac
+	echo "${g//+/}"
+}
+# away: the pointer off the icon and any menu closed, then a reference shot.
+away() {
+	xdotool mousemove 300 300 click 1
+	sleep 0.7
+	shot "$work/base.png"
+}
+
+# --- tooltip ------------------------------------------------------------------
+away
+xdotool mousemove "$cx" "$cy"
+tooltip_shown() {
+	shot "$work/tip.png"
+	local g
+	g=$(bbox "$work/base.png" "$work/tip.png")
+	[ -n "$g" ] || return 1
+	read -r tw th tx ty <<<"$g"
+	[ $((ty + th)) -le $((H - 18)) ] && [ "$tw" -ge 100 ] # a text box above the taskbar
+}
+wait_for 15 "the tooltip when hovering the icon" tooltip_shown
+log "tooltip ${tw}x${th}+${tx}+${ty}"
+step tooltip
+
+# --- menu -------------------------------------------------------------------
+# open_menu: right-clicks the icon, waits for the menu, sets mx my mw mh and
+# the separators' y (seps), found in a column left of the labels.
+open_menu() {
+	away
+	xdotool mousemove "$cx" "$cy" click 3
+	wait_for 15 "the menu after a right click on the icon" menu_shown
+	sleep 0.5
+	shot "$work/menu.png"
+	read -r mw mh mx my < <(bbox "$work/base.png" "$work/menu.png")
+	seps=()
+	local y v
+	while read -r y v; do
+		# A separator is a grey line; labels never reach this column.
+		[ "$v" -ge 130 ] && [ "$v" -le 190 ] && seps+=($((my + y)))
+	done < <(convert "$work/menu.png" -crop 1x$((mh - 4))+$((mx + 10))+$((my + 2)) +repage \
+		-colorspace gray -depth 8 txt:- | sed -n 's/^0,\([0-9]*\): *(\([0-9]*\).*/\1 \2/p' | awk '{print $1 + 2, $2}')
+	# The first line of a run counts; a separator may be two pixels.
+	local s prev=-9 one=()
+	for s in "${seps[@]}"; do [ $((s - prev)) -gt 2 ] && one+=("$s"); prev=$s; done
+	seps=("${one[@]}")
+	log "menu ${mw}x${mh}+${mx}+${my}, separators at ${seps[*]}"
+	# address/previous/status | Copy address, Fetch now | Open config, Start at login | Quit
+	[ ${#seps[@]} -eq 3 ] || die "expected 3 separators in the tray menu, found ${#seps[@]} (see $shots)"
+}
+menu_shown() {
+	shot "$work/menu.png"
+	local g
+	g=$(bbox "$work/base.png" "$work/menu.png")
+	[ -n "$g" ] || return 1
+	read -r _ h _ _ <<<"$g"
+	[ "$h" -ge 120 ]
+}
+open_menu
+step menu
+
+# --- Copy address -----------------------------------------------------------
+# "Copy address" and "Fetch now" share the space between the first two
+# separators: Copy address is the upper half, Fetch now the lower.
+xdotool mousemove $((mx + 60)) $((seps[0] + (seps[1] - seps[0]) / 4)) click 1
+wait_for 15 "the client to copy $first after clicking Copy address (log: msg=\"address copied to clipboard\")" \
+	in_log "msg=\"address copied to clipboard\".* addr=$first"
+log "Copy address: copied $first"
+
+# --- Fetch now --------------------------------------------------------------
+open_menu
+timeout 60 "$work/ipsync" publish --once --config "$work/mail/server.yaml" --ip $second >>"$work/publish.log" 2>&1 ||
+	die "could not publish the second address $second"
+in_log "ipv4=$second " && die "the client read $second before Fetch now was clicked (it should poll only hourly)"
+polls=$(grep -c 'msg="poll session"' "$client_log" || true)
+fy=$((seps[0] + (seps[1] - seps[0]) * 3 / 4))
+xdotool mousemove $((mx + 60)) "$fy"
+sleep 0.4
+step fetch-hover
+xdotool click 1
+wait_for 30 "a fetch after clicking Fetch now (log: msg=\"poll session\")" \
+	test "$(grep -c 'msg="poll session"' "$client_log")" -gt "$polls"
+wait_for 30 "the client to accept $second after Fetch now (log: msg=\"server address changed\" ipv4=$second)" \
+	in_log "msg=\"server address changed\" name=office ipv4=$second .*previous_ipv4=$first"
+log "Fetch now: the client fetched and accepted $second (previous $first)"
+
+# --- the menu for the docs, then Quit ---------------------------------------
+open_menu
+# Rest the pointer on the desktop beside the menu: off the icon (no tooltip)
+# and never over an item (Wine highlights even inactive ones).
+xdotool mousemove $((mx - 150)) $((my + mh / 2))
+sleep 0.7
+shot "$work/menu.png"
+cp "$work/menu.png" "$shots/$(printf %02d $((n + 1)))-menu-after-fetch.png"
+n=$((n + 1))
+mkdir -p docs/screenshots
+x0=$((mx - 24)) y0=$((my - 24))
+convert "$work/menu.png" -crop $((W - x0))x$((H - y0))+$x0+$y0 +repage docs/screenshots/windows-tray-menu.png
+log "wrote docs/screenshots/windows-tray-menu.png"
+
+qy=$(((seps[2] + my + mh) / 2))
+xdotool mousemove $((mx + 60)) "$qy" click 1
+quit_done() { ! kill -0 "$client_pid" 2>/dev/null; }
+wait_for 30 "ipsync.exe to exit after Quit" quit_done
+wait "$client_pid" 2>/dev/null || true
+step after-quit
+log "passed in $((SECONDS - started))s"
