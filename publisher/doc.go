@@ -10,11 +10,20 @@
 //
 // Delivery is crash-safe and never reuses a sequence number: the number is
 // reserved in the state file (a [Store]) before the message is sent, and
-// recorded as sent afterwards. Failed sends retry with capped exponential
+// recorded as sent afterwards. Each update of the state file holds an OS
+// file lock and merges what is on disk, so a running service and a one-off
+// `ipsync publish` sharing the file take turns: each reserves a number
+// above every number reserved so far, and each adopts the other's newer
+// sent record. Failed sends retry with capped exponential
 // backoff and jitter, always with the newest known address; a permanent
 // refusal by the mail server ([ErrRejected], e.g. 535 authentication failed)
 // is reported in [Status] and not retried until the address changes, the
 // user asks with PublishNow, or a heartbeat interval has passed.
+//
+// A check that finds no address for a family (IPv4 or IPv6) the current
+// address has keeps the last known one for that family until it has been
+// missing for Options.MissingChecks checks in a row (default 3), so a brief
+// failure of one family's sources is not published as an address change.
 //
 // With Options.Retention set, the publisher deletes its own older messages
 // from the mailbox over IMAP after each successful send, keeping the newest

@@ -25,7 +25,12 @@ const (
 	DefaultRetryMin       = 15 * time.Second
 	DefaultRetryMax       = 10 * time.Minute
 	DefaultCheckTimeout   = 2 * time.Minute
+	DefaultMissingChecks  = 3
 )
+
+// stateTimeout bounds one state update, most of it waiting for another
+// process that holds the state file's lock.
+const stateTimeout = 30 * time.Second
 
 // Errors callers branch on.
 var (
@@ -40,6 +45,10 @@ var (
 
 // errCheckTimeout is the cause of a check that ran out of CheckTimeout.
 var errCheckTimeout = errors.New("address check timed out")
+
+// errStateTimeout is the cause of a state update that ran out of
+// stateTimeout.
+var errStateTimeout = errors.New("state file update timed out")
 
 // Addrs is a server's public address pair. The zero Addr means none for
 // that family.
@@ -145,6 +154,15 @@ type Options struct {
 	// CheckTimeout bounds one check; 0 means DefaultCheckTimeout, capped
 	// at CheckEvery.
 	CheckTimeout time.Duration
+	// MissingChecks is how many checks in a row may find no address for a
+	// family (IPv4 or IPv6) that the current address has before that
+	// family is dropped and the address without it published; until then
+	// the last known address of that family is kept, so a brief failure
+	// (e.g. its sources rate-limited) is not published as a change. A
+	// family found with a different address is a change at once, and
+	// failed checks neither count nor reset. 0 means DefaultMissingChecks;
+	// 1 drops a missing family at the first check that lacks it.
+	MissingChecks int
 	// HeartbeatEvery is how long after the last sent message an unchanged
 	// address is published again; 0 means DefaultHeartbeatEvery. It is also
 	// how long the publisher waits before trying again after ErrRejected.
@@ -234,14 +252,16 @@ type Publisher struct {
 	notifyMu sync.Mutex // serialises OnStatus calls, guards reported
 	reported Status     // last snapshot handed to OnStatus
 
-	mu       sync.Mutex // guards the fields below
-	st       State
-	current  Addrs
-	status   Status
-	checkErr error
-	checkAt  time.Time
-	sendErr  error
-	sendAt   time.Time
+	mu         sync.Mutex // guards the fields below
+	st         State
+	pauseDirty bool   // st.Paused was set here and not saved yet
+	current    Addrs  // newest known address, with held families
+	missing    [2]int // checks in a row without IPv4, IPv6 while held
+	status     Status
+	checkErr   error
+	checkAt    time.Time
+	sendErr    error
+	sendAt     time.Time
 }
 
 // New validates opts, applies defaults and loads the saved state. It reads
@@ -288,6 +308,12 @@ func New(opts Options) (*Publisher, error) {
 		}
 	}
 	opts.CheckTimeout = min(opts.CheckTimeout, opts.CheckEvery)
+	if opts.MissingChecks < 0 {
+		return nil, fmt.Errorf("missing checks %d is negative", opts.MissingChecks)
+	}
+	if opts.MissingChecks == 0 {
+		opts.MissingChecks = DefaultMissingChecks
+	}
 	if opts.RetryMax < opts.RetryMin {
 		return nil, fmt.Errorf("retry maximum %v is below retry minimum %v", opts.RetryMax, opts.RetryMin)
 	}
@@ -394,8 +420,9 @@ func (p *Publisher) SetPaused(paused bool) {
 		return
 	}
 	p.st.Paused = paused
+	p.pauseDirty = true
 	p.mu.Unlock()
-	if err := p.save(); err != nil {
+	if err := p.save(context.Background(), nil); err != nil {
 		p.log.Warn("could not save the pause switch; it applies until restart", "paused", paused, "error", err)
 	}
 	p.log.Info("pause switch changed", "paused", paused)
@@ -419,8 +446,10 @@ func (p *Publisher) PublishNow() {
 
 // RunOnce checks the address and publishes it now, once, ignoring the
 // pause switch and the schedule (for `ipsync publish --once`). It does not
-// retry: the error says what failed. Retention, if configured, runs after
-// a successful send; its failure is only logged.
+// retry: the error says what failed. A family the check does not find is
+// kept from the last published address (see Options.MissingChecks).
+// Retention, if configured, runs after a successful send; its failure is
+// only logged.
 func (p *Publisher) RunOnce(ctx context.Context) (Sent, error) {
 	if _, err := p.check(ctx); err != nil {
 		return Sent{}, err
@@ -446,6 +475,7 @@ func (p *Publisher) PublishAddrs(ctx context.Context, addrs Addrs) (Sent, error)
 	}
 	p.mu.Lock()
 	p.current = addrs
+	p.missing = [2]int{}
 	p.mu.Unlock()
 	sent, err := p.publish(ctx, addrs)
 	if err != nil {
@@ -664,6 +694,7 @@ func (p *Publisher) check(ctx context.Context) (changed bool, err error) {
 		p.checkErr, p.checkAt = err, now
 	default:
 		p.checkErr = nil
+		addrs = p.holdMissingLocked(addrs)
 		changed = addrs != p.current
 		old := p.current
 		p.current = addrs
@@ -683,6 +714,35 @@ func (p *Publisher) check(ctx context.Context) (changed bool, err error) {
 	return changed, err
 }
 
+// holdMissingLocked returns found with each family that it lacks but the
+// current address has filled in from the current address, until that
+// family has been missing for MissingChecks checks in a row.
+func (p *Publisher) holdMissingLocked(found Addrs) Addrs {
+	for i, f := range []struct {
+		name  string
+		found *netip.Addr
+		cur   netip.Addr
+	}{
+		{"ipv4", &found.IPv4, p.current.IPv4},
+		{"ipv6", &found.IPv6, p.current.IPv6},
+	} {
+		switch {
+		case f.found.IsValid() || !f.cur.IsValid():
+			p.missing[i] = 0
+		case p.missing[i]+1 < p.opts.MissingChecks:
+			p.missing[i]++
+			*f.found = f.cur
+			p.log.Info("no "+f.name+" address found in this check; keeping the last known one",
+				"addr", f.cur.String(), "missing_checks", p.missing[i], "limit", p.opts.MissingChecks)
+		default:
+			p.missing[i] = 0
+			p.log.Warn("no "+f.name+" address found for several checks in a row; dropping it",
+				"last", f.cur.String(), "missing_checks", p.opts.MissingChecks)
+		}
+	}
+	return found
+}
+
 // publishCurrent publishes the newest known address.
 func (p *Publisher) publishCurrent(ctx context.Context) (Sent, error) {
 	p.mu.Lock()
@@ -700,13 +760,15 @@ func (p *Publisher) publish(ctx context.Context, addrs Addrs) (Sent, error) {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 
-	p.mu.Lock()
-	p.st.Seq++
-	seq := p.st.Seq
-	p.mu.Unlock()
-	// A failed save leaves seq burnt in memory: the next attempt reserves
-	// seq+1, so a number that may be on disk is never sent twice.
-	if err := p.save(); err != nil {
+	// The number follows the highest one reserved by this process or by
+	// any other sharing the state. A failed save leaves it burnt in
+	// memory: the next attempt reserves the one after, so a number that
+	// may be on disk is never sent twice.
+	var seq uint64
+	if err := p.save(ctx, func(st *State) { st.Seq++; seq = st.Seq }); err != nil {
+		if seq == 0 {
+			return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number: %w", err))
+		}
 		return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number %d: %w", seq, err))
 	}
 
@@ -736,13 +798,16 @@ func (p *Publisher) publish(ctx context.Context, addrs Addrs) (Sent, error) {
 	}
 
 	p.mu.Lock()
-	p.st.SentSeq = seq
-	p.st.SentAt = issued
-	p.st.IPv4, p.st.IPv6 = addrs.IPv4, addrs.IPv6
+	if seq > p.st.SentSeq { // else another process sent a newer one meanwhile
+		p.st.SentSeq = seq
+		p.st.SentAt = issued
+		p.st.IPv4, p.st.IPv6 = addrs.IPv4, addrs.IPv6
+	}
 	p.sendErr = nil
 	p.mu.Unlock()
 	p.log.Info("published", "addrs", addrs.String(), "seq", seq, "recipients", len(p.to))
-	if err := p.save(); err != nil {
+	// Record it even if ctx has just ended (shutdown right after sending).
+	if err := p.save(context.WithoutCancel(ctx), nil); err != nil {
 		// The message went out; only its record is late. The next save
 		// carries it, and meanwhile the reserved number protects reuse.
 		p.log.Warn("could not record the sent message in the state file", "seq", seq, "error", err)
@@ -760,15 +825,40 @@ func (p *Publisher) sendFailed(err error) error {
 	return err
 }
 
-// save writes a snapshot of the state. Saves are ordered, so an older
-// snapshot never overwrites a newer one.
-func (p *Publisher) save() error {
+// save updates the saved state: under the Store's exclusion it merges this
+// process's state with the saved one (see merge), applies change if set,
+// keeps the result in memory and saves it. The in-memory state keeps the
+// result even when saving fails, so a reservation made by change is never
+// handed out twice. Saves in this process are ordered.
+func (p *Publisher) save(ctx context.Context, change func(*State)) error {
 	p.saveMu.Lock()
 	defer p.saveMu.Unlock()
+	ctx, cancel := context.WithTimeoutCause(ctx, stateTimeout, errStateTimeout)
+	defer cancel()
+	var wrotePause bool
+	saved, err := p.store.Update(ctx, func(disk State, found bool) State {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		st := p.st
+		if found {
+			st = merge(st, disk, p.pauseDirty)
+		}
+		if change != nil {
+			change(&st)
+		}
+		p.st = st
+		wrotePause = p.pauseDirty
+		return st
+	})
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
-	st := p.st
+	if wrotePause && p.st.Paused == saved.Paused {
+		p.pauseDirty = false
+	}
 	p.mu.Unlock()
-	return p.store.Save(st)
+	return nil
 }
 
 // changed refreshes the status snapshot and hands it to OnStatus if it

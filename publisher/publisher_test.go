@@ -131,15 +131,18 @@ func (s *memStore) Load() (State, bool, error) {
 	return s.st, s.saves > 0, nil
 }
 
-func (s *memStore) Save(st State) error {
+// Update holds the store's lock for the whole cycle; while full, fn runs
+// but its result is not kept, as when a write fails.
+func (s *memStore) Update(_ context.Context, fn func(State, bool) State) (State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st := fn(s.st, s.saves > 0)
 	if s.full {
-		return errors.New("write state: no space left on device")
+		return State{}, errors.New("write state: no space left on device")
 	}
 	s.st = st
 	s.saves++
-	return nil
+	return st, nil
 }
 
 func (s *memStore) setFull(full bool) {

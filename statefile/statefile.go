@@ -4,6 +4,10 @@
 // renames it over the target and fsyncs the directory, so after a crash the
 // file holds either the old or the new content, never a torn mix. A failed
 // write (disk full, permissions) leaves the old file untouched.
+//
+// Lock serialises read-change-write cycles on one file between goroutines
+// and processes (an OS advisory lock on a companion ".lock" file), so two
+// processes sharing a state file do not lose each other's updates.
 package statefile
 
 import (
