@@ -105,6 +105,8 @@ func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *
 		Discoverer:     d,
 		CheckEvery:     cfg.Publisher.CheckEvery.D(),
 		HeartbeatEvery: cfg.Publisher.HeartbeatEvery.D(),
+		IPv4Off:        cfg.Publisher.IPv4 == "off",
+		IPv6Off:        cfg.Publisher.IPv6 == "off",
 		StatePath:      statePath,
 		Retention:      retention,
 		Logger:         log.With("role", "server"),
@@ -174,9 +176,8 @@ func serverStatus(name string, s publisher.Status) tray.Status {
 		Paused:        s.Paused,
 		State:         tray.Current,
 	}
-	sendFailing := s.LastError != nil && (s.Pending || errors.Is(s.LastError, publisher.ErrRejected))
 	switch {
-	case sendFailing:
+	case s.LastError != nil && s.LastErrorSending:
 		t.State = tray.Error
 		t.Err, t.ErrKind = shortError(s.LastError), "send"
 		if errors.Is(s.LastError, publisher.ErrRejected) {

@@ -125,3 +125,31 @@ func TestMissingChecksValidated(t *testing.T) {
 		t.Errorf("New(MissingChecks -1) = nil error, want an error")
 	}
 }
+
+// TestSwitchedOffFamilyIsNotHeld: a family turned off in the config
+// (IPv6Off) is dropped at the next check, not held like a failing one.
+func TestSwitchedOffFamilyIsNotHeld(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		v4, v6 := netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("2001:db8::2")
+		t0 := time.Now()
+		disc := &fakeDisc{a: Addrs{IPv4: v4, IPv6: v6}}
+		m := &recMailer{t: t}
+		opts := baseOptions(disc, m, &memStore{})
+		opts.IPv6Off = true
+		l := startLoop(t, opts)
+		defer l.stop()
+		synctest.Wait()
+		disc.set(Addrs{IPv4: v4}, nil)
+		time.Sleep(DefaultCheckEvery)
+		synctest.Wait()
+		var got []string
+		for _, a := range m.delivered() {
+			got = append(got, fmt.Sprintf("%v %v", a.at.Sub(t0), Addrs{IPv4: a.p.IPv4, IPv6: a.p.IPv6}))
+		}
+		want := []string{"0s 203.0.113.2 2001:db8::2", "5m0s 203.0.113.2"}
+		if !slices.Equal(got, want) {
+			t.Errorf("messages = %q, want %q", got, want)
+		}
+	})
+}

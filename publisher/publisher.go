@@ -163,6 +163,11 @@ type Options struct {
 	// failed checks neither count nor reset. 0 means DefaultMissingChecks;
 	// 1 drops a missing family at the first check that lacks it.
 	MissingChecks int
+	// IPv4Off and IPv6Off say the family is switched off in the
+	// configuration: an address of it (from the state file or an earlier
+	// check) is dropped at the next check instead of being held for
+	// MissingChecks checks.
+	IPv4Off, IPv6Off bool
 	// HeartbeatEvery is how long after the last sent message an unchanged
 	// address is published again; 0 means DefaultHeartbeatEvery. It is also
 	// how long the publisher waits before trying again after ErrRejected.
@@ -221,6 +226,9 @@ type Status struct {
 	LastError error
 	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time
+	// LastErrorSending is true when LastError is a send failure (the mail
+	// server), false when it is a failed address check (the sources).
+	LastErrorSending bool
 	// Paused is the user's pause switch (persisted).
 	Paused bool
 }
@@ -722,12 +730,13 @@ func (p *Publisher) holdMissingLocked(found Addrs) Addrs {
 		name  string
 		found *netip.Addr
 		cur   netip.Addr
+		off   bool
 	}{
-		{"ipv4", &found.IPv4, p.current.IPv4},
-		{"ipv6", &found.IPv6, p.current.IPv6},
+		{"ipv4", &found.IPv4, p.current.IPv4, p.opts.IPv4Off},
+		{"ipv6", &found.IPv6, p.current.IPv6, p.opts.IPv6Off},
 	} {
 		switch {
-		case f.found.IsValid() || !f.cur.IsValid():
+		case f.found.IsValid() || !f.cur.IsValid() || f.off:
 			p.missing[i] = 0
 		case p.missing[i]+1 < p.opts.MissingChecks:
 			p.missing[i]++
@@ -893,11 +902,11 @@ func (p *Publisher) statusLocked() Status {
 	}
 	switch {
 	case p.sendErr != nil:
-		s.LastError, s.LastErrorAt = p.sendErr, p.sendAt
+		s.LastError, s.LastErrorAt, s.LastErrorSending = p.sendErr, p.sendAt, true
 	case p.checkErr != nil:
-		s.LastError, s.LastErrorAt = p.checkErr, p.checkAt
+		s.LastError, s.LastErrorAt, s.LastErrorSending = p.checkErr, p.checkAt, false
 	default:
-		s.LastError, s.LastErrorAt = nil, time.Time{}
+		s.LastError, s.LastErrorAt, s.LastErrorSending = nil, time.Time{}, false
 	}
 	return s
 }
