@@ -23,9 +23,13 @@ func startUI(ctx context.Context, e *env, log *slog.Logger, headless bool, opts 
 	if headless {
 		return u
 	}
-	if ok, why := tray.Available(ctx); !ok {
+	ok, why := tray.Available(ctx)
+	if !ok {
 		log.Info(why)
 		return u
+	}
+	if why != "" {
+		log.Warn(why)
 	}
 	opts.Logger = log.With("part", "tray")
 	u.tray = tray.New(opts)

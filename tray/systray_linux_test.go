@@ -277,6 +277,7 @@ func TestNotifyOverDBus(t *testing.T) {
 
 func TestAvailable(t *testing.T) {
 	addr := dbustest.StartBus(t)
+	desktop := dbustest.StartDesktop(t) // a bus with a tray host
 	// A dbus-launch that leaves a mark, to prove Available never starts one.
 	bin := t.TempDir()
 	mark := filepath.Join(bin, "launched")
@@ -293,8 +294,9 @@ func TestAvailable(t *testing.T) {
 		why                         string
 	}{
 		{"no display", "", "", addr, false, "no display (DISPLAY/WAYLAND_DISPLAY unset): running headless"},
-		{"x11 and bus", ":0", "", addr, true, ""},
-		{"wayland and bus", "", "wayland-0", addr, true, ""},
+		{"x11, bus, no tray host", ":0", "", addr, true, "no system tray host on this desktop yet"},
+		{"x11 and tray host", ":0", "", desktop.Addr, true, ""},
+		{"wayland and tray host", "", "wayland-0", desktop.Addr, true, ""},
 		{"no bus address", ":0", "", "", false, "no DBus session bus"},
 		{"dead bus", ":0", "", "unix:path=" + filepath.Join(t.TempDir(), "nobus"), false, "no DBus session bus"},
 	}
@@ -307,7 +309,7 @@ func TestAvailable(t *testing.T) {
 			t.Setenv("WAYLAND_DISPLAY", tt.wayland)
 			t.Setenv("DBUS_SESSION_BUS_ADDRESS", tt.bus)
 			ok, why := Available(context.Background())
-			if ok != tt.ok || !strings.HasPrefix(why, tt.why) {
+			if ok != tt.ok || !strings.HasPrefix(why, tt.why) || (tt.why == "" && why != "") {
 				t.Errorf("Available() = %v, %q; want %v, %q…", ok, why, tt.ok, tt.why)
 			}
 			if tt.ok == false && tt.why != "" && !strings.HasSuffix(why, "running headless") {
