@@ -370,6 +370,7 @@ func TestNewValidates(t *testing.T) {
 		{"negative poll", func(o *Options) { o.PollEvery = -time.Second }, "poll_every"},
 		{"bad legacy", func(o *Options) { o.Format = codec.FormatLegacy }, "legacy"},
 		{"subject newline", func(o *Options) { o.Subject = "a\r\nBcc: x" }, "line break"},
+		{"bad env exclusion", func(o *Options) { o.HookEnvExclude = []string{"A=B"} }, "not a variable name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,5 +389,87 @@ func TestNewValidates(t *testing.T) {
 	}
 	if f.o.Subject != testSubject || f.o.Mailbox != "INBOX" || f.o.PollEvery != DefaultPollEvery || f.o.Idle != IdleAuto || f.o.MaxSize != 64<<10 {
 		t.Errorf("defaults = subject %q mailbox %q poll %v idle %q max %d", f.o.Subject, f.o.Mailbox, f.o.PollEvery, f.o.Idle, f.o.MaxSize)
+	}
+}
+
+// TestJunkAfterGenuineDoesNotHideIt: more than MaxTries forged mails with
+// the right subject sent after a genuine one must not hide it. The first
+// fetch examines the newest MaxTries (all junk) and keeps the seen bound;
+// the second goes on below them without reading them again and accepts
+// the genuine message; a later genuine message is still accepted.
+func TestJunkAfterGenuineDoesNotHideIt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		noESearch bool
+		restart   bool // each fetch by a new Fetcher from the state file (CLI)
+		waves     []int
+	}{
+		{"esearch, restarted", false, true, []int{6}},
+		{"plain search, restarted", true, true, []int{6}},
+		{"esearch, two waves", false, false, []int{6, 5}},
+		{"plain search, two waves", true, false, []int{6, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, loopmail.Options{NoESEARCH: tt.noESearch})
+			now := time.Now()
+			otherKey, _ := codec.GenerateServerKey(nil)
+			o, logs := e.options()
+			o.StatePath = filepath.Join(t.TempDir(), "state.json")
+			f := e.newFetcher(o)
+			fetcher := func() (*Fetcher, *logBuffer) {
+				if !tt.restart {
+					return f, logs
+				}
+				o2, logs2 := e.options()
+				o2.StatePath = o.StatePath
+				return e.newFetcher(o2), logs2
+			}
+			e.deliver(plainMail(testSubject, sealWith(t, e.sk, payload(1, "192.0.2.1", now)), now))
+			junk := 0
+			for _, n := range tt.waves {
+				for range n {
+					junk++
+					e.deliver(plainMail(testSubject, sealWith(t, otherKey, payload(uint64(100+junk), "198.51.100.66", now)), now))
+				}
+				// Each wave: the newest MaxTries are all junk.
+				ff, _ := fetcher()
+				e.srv.ResetStats()
+				if got, err := fetchOnce(t, ff); !errors.Is(err, ErrNoMessage) {
+					t.Fatalf("FetchOnce(%d junk on top) = %+v, %v; want ErrNoMessage", n, got, err)
+				}
+			}
+			first := e.srv.Stats().IMAPCommands
+			ff, fl := fetcher()
+			e.srv.ResetStats()
+			got, err := fetchOnce(t, ff)
+			if err != nil || got.Seq != 1 {
+				t.Fatalf("FetchOnce(after %d junk) = %+v, %v; want the genuine seq 1", junk, got, err)
+			}
+			second := e.srv.Stats().IMAPCommands
+			t.Logf("%s: %d IMAP commands for the last all-junk fetch, %d for the one that found the genuine message", tt.name, first, second)
+			if second >= first {
+				t.Errorf("commands of the fetch that went on below the junk = %d, want fewer than the %d of one reading %d candidates", second, first, DefaultMaxTries)
+			}
+			if tt.restart {
+				// The last Fetcher read only the oldest junk mail (the others
+				// were skipped by the saved run) and the genuine one.
+				if n := len(fl.Lines("rejected message")); n != 1 {
+					t.Errorf("junk read again by the fetch that found the genuine message = %d, want 1 (the one not examined before)", n)
+				}
+			} else if n := len(logs.Lines("rejected message")); n != junk {
+				t.Errorf("rejected-message log lines = %d, want %d (each junk mail read once)", n, junk)
+			}
+
+			// A later genuine message, with more junk above it again.
+			e.deliver(plainMail(testSubject, sealWith(t, e.sk, payload(2, "192.0.2.2", now)), now))
+			e.deliver(plainMail(testSubject, sealWith(t, otherKey, payload(200, "198.51.100.66", now)), now))
+			ff, _ = fetcher()
+			if got, err := fetchOnce(t, ff); err != nil || got.Seq != 2 || got.IPv4 != netip.MustParseAddr("192.0.2.2") {
+				t.Fatalf("FetchOnce(later genuine) = %+v, %v; want seq 2", got, err)
+			}
+		})
 	}
 }

@@ -154,9 +154,16 @@ func (f *Fetcher) scan(ctx context.Context, s *session) (scanOutcome, error) {
 			f.log.Info("mailbox UIDVALIDITY changed; reading it afresh", "old", f.st.UIDValidity, "new", s.uidValidity)
 		}
 		f.st.SeenUID, f.st.UIDValidity = 0, s.uidValidity
+		f.st.ExaminedLo, f.st.ExaminedHi = 0, 0
 		clear(f.rejected)
 	}
 	lastSeen := imap.UID(f.st.SeenUID)
+	// Candidates in [skipLo, skipHi] were examined (and rejected) by an
+	// earlier scan that ran out of tries.
+	skipLo, skipHi := imap.UID(f.st.ExaminedLo), imap.UID(f.st.ExaminedHi)
+	if skipLo <= lastSeen || skipHi < skipLo {
+		skipLo, skipHi = 0, 0
+	}
 	var last *codec.Payload
 	if f.st.Accepted != nil {
 		p := f.st.Accepted.payload()
@@ -164,17 +171,39 @@ func (f *Fetcher) scan(ctx context.Context, s *session) (scanOutcome, error) {
 	}
 	f.mu.Unlock()
 
-	cur := newCursor(s, f.o.Subject, lastSeen)
-	top := lastSeen
+	// Candidates come newest first, so those examined (read and judged, or
+	// rejected before) form one run, [low, top], that takes in the skipped
+	// run once the cursor has passed below it. Only when every candidate
+	// above the seen bound was examined, or one was accepted, may the bound
+	// move up to top; when the tries run out first, the bound stays and the
+	// run is remembered, so that the next scan goes on below it: junk mail
+	// sent after a genuine message cannot hide it.
+	cur := newCursor(s, f.o.Subject, lastSeen, skipLo, skipHi)
+	var top, low imap.UID
+	examine := func(uid imap.UID) {
+		top = max(top, uid)
+		if low == 0 || uid < low {
+			low = uid
+		}
+	}
 	var accepted *codec.Payload
-	for tries := 0; tries < f.o.MaxTries; tries++ {
+	complete := false // every candidate was examined, or one accepted
+	for tries, skips := 0, 0; tries < f.o.MaxTries && skips < maxSkips; {
 		uid, ok, err := cur.next(ctx)
 		if err != nil {
 			return out, err
 		}
 		if !ok {
+			complete = true
 			break
 		}
+		if f.wasRejected(s.uidValidity, uid) {
+			// Read and judged before: no FETCH, and not a try.
+			skips++
+			examine(uid)
+			continue
+		}
+		tries++
 		m, err := s.read(ctx, uid, f.o.MaxSize)
 		if errors.Is(err, errGone) {
 			// Expunged, or appended so recently that this session has not
@@ -185,23 +214,43 @@ func (f *Fetcher) scan(ctx context.Context, s *session) (scanOutcome, error) {
 		if err != nil {
 			return out, err
 		}
-		top = max(top, uid)
+		examine(uid)
 		p, reason := f.judge(m, last)
 		if reason != "" {
 			f.reject(s.uidValidity, uid, reason)
 			continue
 		}
 		accepted = &p
+		complete = true
 		f.log.Info("accepted message", "uid", uid, "name", p.Name, "ipv4", p.IPv4, "ipv6", p.IPv6, "seq", p.Seq, "issued_at", p.IssuedAt)
 		break
+	}
+	passedSkip := skipLo != 0 && (complete || (low != 0 && low < skipLo))
+	if passedSkip {
+		top = max(top, skipHi)
 	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dirty := false
-	if f.st.UIDValidity == s.uidValidity && uint32(top) > f.st.SeenUID {
-		f.st.SeenUID = uint32(top)
-		dirty = true
+	if f.st.UIDValidity == s.uidValidity {
+		switch {
+		case complete && uint32(top) > f.st.SeenUID:
+			f.st.SeenUID = uint32(top)
+			f.st.ExaminedLo, f.st.ExaminedHi = 0, 0
+			dirty = true
+		case !complete && low != 0 && f.st.SeenUID == uint32(lastSeen):
+			lo := low
+			if passedSkip {
+				lo = min(lo, skipLo)
+			}
+			if f.st.ExaminedLo != uint32(lo) || f.st.ExaminedHi != uint32(top) {
+				f.st.ExaminedLo, f.st.ExaminedHi = uint32(lo), uint32(top)
+				dirty = true
+			}
+			f.log.Info("no valid message among the newest candidates; the next check goes on below them",
+				"tries", f.o.MaxTries, "examined_uids", fmt.Sprintf("%d:%d", lo, top))
+		}
 	}
 	if accepted != nil {
 		// Another scan (FetchOnce beside Run) may have accepted a newer one.
@@ -274,6 +323,19 @@ func (f *Fetcher) judge(m rawMessage, last *codec.Payload) (codec.Payload, strin
 }
 
 const maxRejectedRemembered = 4096
+
+// maxSkips bounds how many candidates rejected before one scan passes over
+// (one search each with ESEARCH) before it stops as if out of tries.
+const maxSkips = 64
+
+// wasRejected reports whether uid was rejected before (and so is not read
+// again).
+func (f *Fetcher) wasRejected(uidValidity uint32, uid imap.UID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.rejected[uint64(uidValidity)<<32|uint64(uid)]
+	return ok
+}
 
 // reject logs a rejected message once per UID.
 func (f *Fetcher) reject(uidValidity uint32, uid imap.UID, reason string) {

@@ -5,7 +5,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +57,7 @@ func (f *Fetcher) execHook(ctx context.Context, prev, p codec.Payload) {
 	defer cancel()
 	argv := f.o.OnChange
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(hookEnv(os.Environ(), f.o.HookEnvExclude, runtime.GOOS == "windows"),
 		"IPSYNC_NAME="+p.Name,
 		"IPSYNC_IPV4="+addrEnv(p.IPv4),
 		"IPSYNC_IPV6="+addrEnv(p.IPv6),
@@ -75,6 +78,30 @@ func (f *Fetcher) execHook(ctx context.Context, prev, p codec.Payload) {
 		return
 	}
 	f.log.Info("on_change command ran", attrs...)
+}
+
+// hookEnv returns environ ("NAME=value" entries) without the variables
+// named in exclude; foldCase matches names without regard to case (as
+// Windows does).
+func hookEnv(environ, exclude []string, foldCase bool) []string {
+	if len(exclude) == 0 {
+		return environ
+	}
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "" && strings.HasPrefix(kv, "=") {
+			// Windows keeps per-drive directories as "=C:=C:\dir".
+			name, _, _ = strings.Cut(kv[1:], "=")
+			name = "=" + name
+		}
+		if !slices.ContainsFunc(exclude, func(x string) bool {
+			return x == name || foldCase && strings.EqualFold(x, name)
+		}) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // boundedBuffer keeps the first max bytes written to it and counts the rest.

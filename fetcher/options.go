@@ -127,9 +127,15 @@ type Options struct {
 	// nil means the payload's IPv4 (else IPv6) address and ProbePort.
 	ProbeTarget func(codec.Payload) netip.AddrPort
 	// OnChange is a command (argv, no shell) run when the address changes,
-	// with IPSYNC_NAME, IPSYNC_IPV4, IPSYNC_IPV6 and IPSYNC_PREVIOUS_IPV4
-	// in its environment. Empty means none.
+	// with IPSYNC_NAME, IPSYNC_IPV4, IPSYNC_IPV6, IPSYNC_PREVIOUS_IPV4 and
+	// IPSYNC_PREVIOUS_IPV6 added to ipsync's own environment (less
+	// HookEnvExclude). Empty means none.
 	OnChange []string
+	// HookEnvExclude names environment variables removed from the on_change
+	// command's environment, e.g. those holding secrets; the lead's main
+	// passes the names of env: secret references. Names match exactly (on
+	// Windows without regard to case). nil removes none.
+	HookEnvExclude []string
 	// HookTimeout bounds one OnChange run; 0 means 30 seconds.
 	HookTimeout time.Duration
 	// StatePath is the JSON file keeping the last accepted message across
@@ -236,6 +242,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if len(o.OnChange) > 0 && o.OnChange[0] == "" {
 		errs = append(errs, errors.New("on_change command name is empty"))
+	}
+	for _, name := range o.HookEnvExclude {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			errs = append(errs, fmt.Errorf("hook environment exclusion %q is not a variable name", name))
+		}
 	}
 	if o.MaxSize < 0 {
 		errs = append(errs, fmt.Errorf("max size %d is negative", o.MaxSize))

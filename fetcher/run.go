@@ -21,6 +21,10 @@ const (
 	limitBackoffMax = 30 * time.Second
 	probeTimeout    = 5 * time.Second
 	idleSettle      = 250 * time.Millisecond
+	// healthyIdle is how long IDLE must have run (or IdleRefresh, if
+	// shorter) for a session's end to be followed by an immediate
+	// reconnect rather than the error backoff.
+	healthyIdle = time.Minute
 )
 
 var errDropped = errors.New("imap connection closed by the server")
@@ -42,8 +46,10 @@ type runner struct {
 	probeRes  chan error
 	fetchAsk  bool // a failed probe asks for a fetch
 
-	failures      int // consecutive mail errors
-	limitFailures int // consecutive connection-limit refusals
+	failures      int  // consecutive mail errors
+	limitFailures int  // consecutive connection-limit refusals
+	quickRetry    bool // the last session ended after a short IDLE and was retried at once
+	fetching      bool // the last Update had Fetching set
 	shared        bool
 	nextIdleTry   time.Time
 	noIdleCap     bool
@@ -77,13 +83,13 @@ func (f *Fetcher) Run(ctx context.Context, c Consumer) error {
 		now := f.o.Clock.Now()
 		var delay time.Duration
 		if r.wantIdle(now) {
-			established, err := r.idleSession(ctx)
+			idleSince, err := r.idleSession(ctx)
 			if ctx.Err() != nil {
 				break
 			}
-			delay = r.after(err, established)
+			delay = r.after(err, idleSince)
 		} else {
-			delay = r.after(r.pollSession(ctx), false)
+			delay = r.after(r.pollSession(ctx), time.Time{})
 		}
 		if ctx.Err() != nil {
 			break
@@ -107,16 +113,28 @@ func (r *runner) wantIdle(now time.Time) bool {
 }
 
 // after records the outcome of a session and returns how long to wait
-// before the next one. established tells that an IDLE session was up before
-// err ended it: then the reconnect is immediate.
-func (r *runner) after(err error, established bool) time.Duration {
+// before the next one. idleSince is when the session started to IDLE (zero
+// if it never did). The reconnect is immediate only after a healthy IDLE
+// session: one that idled for healthyIdle (or IdleRefresh if shorter), or a
+// first short one (a server restart); a short one right after another
+// short one, and any session that failed before IDLE (login, search, fetch
+// or a refused IDLE), wait out the error backoff and set State Error.
+// It always leaves the consumer with an Update that is not Fetching.
+func (r *runner) after(err error, idleSince time.Time) time.Duration {
 	f := r.f
+	defer func() {
+		if r.fetching {
+			r.emit(false, nil)
+		}
+	}()
 	jitter := func(d time.Duration) time.Duration {
 		return time.Duration(float64(d) * (0.5 + 0.5*f.o.Rand()))
 	}
+	now := f.o.Clock.Now()
+	long := !idleSince.IsZero() && now.Sub(idleSince) >= min(healthyIdle, f.o.IdleRefresh)
 	switch {
 	case err == nil:
-		r.failures, r.limitFailures = 0, 0
+		r.failures, r.limitFailures, r.quickRetry = 0, 0, false
 		// A poll session, or an IDLE session that chose to poll.
 		return time.Duration(float64(f.o.PollEvery) * (0.75 + 0.25*f.o.Rand()))
 	case errors.Is(err, errLimit):
@@ -134,8 +152,11 @@ func (r *runner) after(err error, established bool) time.Duration {
 			base *= 2
 		}
 		return jitter(min(base, f.o.PollEvery))
-	case established:
-		r.failures = 0
+	case long || (!idleSince.IsZero() && !r.quickRetry):
+		if long {
+			r.failures = 0
+		}
+		r.quickRetry = !long
 		f.log.Info("imap connection lost; reconnecting", "err", err)
 		return 0
 	default:
@@ -161,19 +182,21 @@ func (r *runner) enterShared() {
 // idleSession connects and IDLEs until the connection ends or ctx does.
 // It returns nil without IDLE when the server does not offer IDLE or (Idle
 // auto) has no room for one more connection; in both cases it fetched once.
-func (r *runner) idleSession(ctx context.Context) (established bool, err error) {
+// idleSince is when IDLE first started in this session; zero if it never
+// did (the session failed before, or chose to poll).
+func (r *runner) idleSession(ctx context.Context) (idleSince time.Time, err error) {
 	f := r.f
 	f.log.Debug("idle session")
 	s, err := f.connect(ctx, f.exists)
 	if err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	defer s.logout(ctx)
 	if !s.caps.Has(imap.CapIdle) {
 		f.log.Info("mail server does not offer IDLE; polling", "every", f.o.PollEvery)
 		r.noIdleCap = true
 		r.mode = ModePoll
-		return false, r.fetch(ctx, s)
+		return time.Time{}, r.fetch(ctx, s)
 	}
 	if f.o.Idle == IdleAuto {
 		// Hold an IDLE connection only while the server has room for one
@@ -186,18 +209,20 @@ func (r *runner) idleSession(ctx context.Context) (established bool, err error) 
 				f.log.Info("mailbox is at its connection limit: polling with short sessions instead of IDLE", "every", f.o.PollEvery)
 			}
 			r.enterShared()
-			return false, r.fetch(ctx, s)
+			return time.Time{}, r.fetch(ctx, s)
 		case perr != nil:
 			f.log.Debug("spare-connection check failed; idling anyway", "err", perr)
 		default:
 			p.logout(ctx)
 		}
 	}
+	// The server admitted this connection with room to spare; mail errors
+	// are reset only once the session has proved healthy (see after).
 	r.shared = false
 	r.mode = ModeIdle
-	r.failures, r.limitFailures = 0, 0
+	r.limitFailures = 0
 	if err := r.fetch(ctx, s); err != nil {
-		return true, err
+		return time.Time{}, err
 	}
 	refresh := f.o.Clock.Now().Add(f.o.IdleRefresh)
 	// A server may hold back changes made between a command's response and
@@ -214,7 +239,10 @@ func (r *runner) idleSession(ctx context.Context) (established bool, err error) 
 			idle = cmd
 			return err
 		}); err != nil {
-			return true, err
+			return idleSince, err
+		}
+		if idleSince.IsZero() {
+			idleSince = f.o.Clock.Now()
 		}
 		due := refresh
 		if !settle.IsZero() && settle.Before(due) {
@@ -222,12 +250,12 @@ func (r *runner) idleSession(ctx context.Context) (established bool, err error) 
 		}
 		ev := r.wait(ctx, due, s.c.Closed(), true)
 		if ev == evClosed {
-			return true, errDropped
+			return idleSince, errDropped
 		}
 		if ev == evDone {
 			// End IDLE so that the deferred LOGOUT can be sent.
 			_ = s.do(context.WithoutCancel(ctx), "stop idle", idle.Close)
-			return true, nil
+			return idleSince, nil
 		}
 		if err := s.do(ctx, "stop idle", func() error {
 			if err := idle.Close(); err != nil {
@@ -235,12 +263,12 @@ func (r *runner) idleSession(ctx context.Context) (established bool, err error) 
 			}
 			return idle.Wait()
 		}); err != nil {
-			return true, err
+			return idleSince, err
 		}
 		if ev == evDue {
 			// Liveness check (and collection of held-back changes).
 			if err := s.noop(ctx); err != nil {
-				return true, err
+				return idleSince, err
 			}
 			if now := f.o.Clock.Now(); !now.Before(refresh) {
 				refresh = now.Add(f.o.IdleRefresh)
@@ -249,7 +277,7 @@ func (r *runner) idleSession(ctx context.Context) (established bool, err error) 
 			continue
 		}
 		if err := r.fetch(ctx, s); err != nil {
-			return true, err
+			return idleSince, err
 		}
 		settle = f.o.Clock.Now().Add(idleSettle)
 	}
@@ -275,7 +303,9 @@ func (r *runner) pollSession(ctx context.Context) error {
 	return r.fetch(ctx, s)
 }
 
-// fetch scans the mailbox on s and reports the outcome.
+// fetch scans the mailbox on s and reports the outcome. On an error it
+// reports nothing more: the caller passes the error to after, which reports
+// it (ending the Fetching Update).
 func (r *runner) fetch(ctx context.Context, s *session) error {
 	f := r.f
 	// Requests made so far are served by this fetch.
@@ -495,5 +525,6 @@ func (r *runner) emit(fetching bool, out *scanOutcome) {
 	default:
 		u.State = Current
 	}
+	r.fetching = fetching
 	r.c.Update(u)
 }

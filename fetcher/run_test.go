@@ -15,6 +15,7 @@ import (
 
 	"ipsync/codec"
 	"ipsync/loopmail"
+	"ipsync/mailconn"
 )
 
 func hasV4(a string) func(Update) bool {
@@ -351,8 +352,17 @@ func testConnectionCap(t *testing.T, style loopmail.LimitStyle) {
 	last := make([]Update, clients)
 	var errorsSeen []string
 	changed := make(chan int, 1000)
+	logs := make([]*logBuffer, clients)
+	defer func() {
+		if t.Failed() {
+			for i, l := range logs {
+				t.Logf("client %d log:\n%s", i, l)
+			}
+		}
+	}()
 	for i := range clients {
-		o, _ := e.options()
+		o, lb := e.options()
+		logs[i] = lb
 		o.Clock, o.Rand = clk, seededRand(uint64(100+i))
 		f := e.newFetcher(o)
 		runFetcher(t, f, ConsumerFunc(func(u Update) {
@@ -481,4 +491,76 @@ func BenchmarkPublishToUpdateLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[(len(lat)*95)/100].Microseconds())/1000, "p95-ms")
 	cancel()
 	<-done
+}
+
+func TestHookEnv(t *testing.T) {
+	t.Parallel()
+	environ := []string{"PATH=/bin", "IPSYNC_PASSWORD=s3cret", "ipsync_password=lower", "HOME=/home/u", "=C:=C:\\dir", "IPSYNC_PASSWORD_FILE=/f"}
+	tests := []struct {
+		name     string
+		exclude  []string
+		foldCase bool
+		want     []string
+	}{
+		{"none", nil, false, environ},
+		{"exact", []string{"IPSYNC_PASSWORD"}, false, []string{"PATH=/bin", "ipsync_password=lower", "HOME=/home/u", "=C:=C:\\dir", "IPSYNC_PASSWORD_FILE=/f"}},
+		{"windows case", []string{"IPSYNC_PASSWORD"}, true, []string{"PATH=/bin", "HOME=/home/u", "=C:=C:\\dir", "IPSYNC_PASSWORD_FILE=/f"}},
+		{"several", []string{"HOME", "PATH", "NOT_SET"}, false, []string{"IPSYNC_PASSWORD=s3cret", "ipsync_password=lower", "=C:=C:\\dir", "IPSYNC_PASSWORD_FILE=/f"}},
+		{"no prefix match", []string{"IPSYNC"}, true, environ},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := hookEnv(slices.Clone(environ), tt.exclude, tt.foldCase); !slices.Equal(got, tt.want) {
+				t.Errorf("hookEnv(%q, fold %v) = %q, want %q", tt.exclude, tt.foldCase, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOnChangeHookEnvExclude runs a real on_change command: a variable
+// named in HookEnvExclude (a secret) is not in its environment, so neither
+// the command nor its logged output can see it. Not parallel: it sets
+// process environment variables.
+func TestOnChangeHookEnvExclude(t *testing.T) {
+	t.Setenv("IPSYNC_TEST_SECRET", "s3cret-value")
+	t.Setenv("IPSYNC_TEST_KEEP", "kept-value")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.txt")
+	script := filepath.Join(dir, "hook.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nenv > \"$1\"\necho \"secret=[$IPSYNC_TEST_SECRET] keep=[$IPSYNC_TEST_KEEP]\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := newLogger(t)
+	f, err := New(Options{
+		IMAP:           mailconn.Endpoint{Host: "127.0.0.1", Port: 1, TLS: mailconn.TLSNone},
+		Username:       testUser,
+		Name:           testName,
+		Decode:         func(string) (codec.Payload, error) { return codec.Payload{}, nil },
+		OnChange:       []string{script, out},
+		HookEnvExclude: []string{"IPSYNC_TEST_SECRET"},
+		Logger:         log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	f.execHook(ctx, payload(1, "192.0.2.1", time.Now()), payload(2, "192.0.2.2", time.Now()))
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("hook did not run: %v\n%s", err, logs)
+	}
+	env := strings.Split(string(data), "\n")
+	for _, want := range []string{"IPSYNC_TEST_KEEP=kept-value", "IPSYNC_IPV4=192.0.2.2", "IPSYNC_PREVIOUS_IPV4=192.0.2.1"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("hook environment lacks %q", want)
+		}
+	}
+	if strings.Contains(string(data), "s3cret-value") || strings.Contains(logs.String(), "s3cret-value") {
+		t.Errorf("excluded secret reached the hook or the log:\nenv:\n%s\nlog:\n%s", data, logs)
+	}
+	if !strings.Contains(logs.String(), "secret=[] keep=[kept-value]") {
+		t.Errorf("hook output not logged as expected:\n%s", logs)
+	}
 }

@@ -204,15 +204,18 @@ func (s *session) noop(ctx context.Context) error {
 }
 
 // cursor walks the UIDs of messages with the configured subject above
-// lastSeen, newest first. It uses ESEARCH RETURN (MAX) when the server
-// advertises it; otherwise plain UID SEARCH over windows of UIDs that grow
-// downwards from UIDNEXT, so a search's answer stays small however large the
-// mailbox is.
+// lastSeen, newest first, leaving out those in [skipLo, skipHi] (examined
+// before) at the cost of at most one extra search. It uses ESEARCH RETURN
+// (MAX) when the server advertises it; otherwise plain UID SEARCH over
+// windows of UIDs that grow downwards from UIDNEXT, so a search's answer
+// stays small however large the mailbox is.
 type cursor struct {
 	s        *session
 	subject  string
 	lastSeen imap.UID
 	esearch  bool
+
+	skipLo, skipHi imap.UID // 0, 0: nothing to skip
 
 	hi      imap.UID   // ESEARCH: candidates are below hi (0: no bound)
 	pending []imap.UID // plain search: found, not yet returned, descending
@@ -224,14 +227,23 @@ type cursor struct {
 
 const firstWindow = 16
 
-func newCursor(s *session, subject string, lastSeen imap.UID) *cursor {
+func newCursor(s *session, subject string, lastSeen, skipLo, skipHi imap.UID) *cursor {
+	if skipLo <= lastSeen || skipHi < skipLo {
+		skipLo, skipHi = 0, 0
+	}
 	return &cursor{
 		s:        s,
 		subject:  subject,
 		lastSeen: lastSeen,
 		esearch:  s.caps.Has(imap.CapESearch),
+		skipLo:   skipLo,
+		skipHi:   skipHi,
 		window:   firstWindow,
 	}
+}
+
+func (cu *cursor) skipped(uid imap.UID) bool {
+	return cu.skipLo != 0 && uid >= cu.skipLo && uid <= cu.skipHi
 }
 
 func (cu *cursor) criteria(lo, hi imap.UID) *imap.SearchCriteria {
@@ -262,35 +274,41 @@ func (cu *cursor) next(ctx context.Context) (imap.UID, bool, error) {
 }
 
 func (cu *cursor) nextMax(ctx context.Context) (imap.UID, bool, error) {
-	if cu.done {
-		return 0, false, nil
+	for {
+		if cu.done {
+			return 0, false, nil
+		}
+		lo := cu.lastSeen + 1
+		if cu.hi != 0 && cu.hi <= lo {
+			cu.done = true
+			return 0, false, nil
+		}
+		var hi imap.UID // "*"
+		if cu.hi != 0 {
+			hi = cu.hi - 1
+		}
+		var data *imap.SearchData
+		err := cu.s.do(ctx, "search mailbox", func() error {
+			var err error
+			data, err = cu.s.c.UIDSearch(cu.criteria(lo, hi), &imap.SearchOptions{ReturnMax: true}).Wait()
+			return err
+		})
+		if err != nil {
+			return 0, false, err
+		}
+		// "lo:*" matches the highest UID even when it is below lo: check.
+		uid := imap.UID(data.Max)
+		if uid == 0 || uid < lo || (cu.hi != 0 && uid >= cu.hi) {
+			cu.done = true
+			return 0, false, nil
+		}
+		cu.hi = uid
+		if cu.skipped(uid) {
+			cu.hi = cu.skipLo // continue below the skipped run
+			continue
+		}
+		return uid, true, nil
 	}
-	lo := cu.lastSeen + 1
-	if cu.hi != 0 && cu.hi <= lo {
-		cu.done = true
-		return 0, false, nil
-	}
-	var hi imap.UID // "*"
-	if cu.hi != 0 {
-		hi = cu.hi - 1
-	}
-	var data *imap.SearchData
-	err := cu.s.do(ctx, "search mailbox", func() error {
-		var err error
-		data, err = cu.s.c.UIDSearch(cu.criteria(lo, hi), &imap.SearchOptions{ReturnMax: true}).Wait()
-		return err
-	})
-	if err != nil {
-		return 0, false, err
-	}
-	// "lo:*" matches the highest UID even when it is below lo: check.
-	uid := imap.UID(data.Max)
-	if uid == 0 || uid < lo || (cu.hi != 0 && uid >= cu.hi) {
-		cu.done = true
-		return 0, false, nil
-	}
-	cu.hi = uid
-	return uid, true, nil
 }
 
 func (cu *cursor) searchWindow(ctx context.Context) error {
@@ -308,6 +326,13 @@ func (cu *cursor) searchWindow(ctx context.Context) error {
 			return nil
 		}
 		hi = cu.lo - 1
+		if cu.skipped(hi) {
+			// Jump below the skipped run instead of searching through it.
+			if hi = cu.skipLo - 1; hi < floor {
+				cu.done = true
+				return nil
+			}
+		}
 		lo = floor
 		if uint32(hi-floor)+1 > cu.window {
 			lo = hi - imap.UID(cu.window) + 1
@@ -330,7 +355,7 @@ func (cu *cursor) searchWindow(ctx context.Context) error {
 	uids := data.AllUIDs()
 	found := uids[:0]
 	for _, u := range uids {
-		if u >= lo && (hi == 0 || u <= hi) {
+		if u >= lo && (hi == 0 || u <= hi) && !cu.skipped(u) {
 			found = append(found, u)
 		}
 	}

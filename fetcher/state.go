@@ -133,6 +133,11 @@ type saved struct {
 	ReceivedAt  time.Time     `json:"received_at,omitzero"`
 	SeenUID     uint32        `json:"seen_uid"`
 	UIDValidity uint32        `json:"uid_validity"`
+	// ExaminedLo and ExaminedHi (0 if none) bound a run of candidates
+	// above SeenUID that were all examined and rejected by a scan that ran
+	// out of tries; the next scan skips them and continues below.
+	ExaminedLo uint32 `json:"examined_lo,omitempty"`
+	ExaminedHi uint32 `json:"examined_hi,omitempty"`
 }
 
 type savedPayload struct {
