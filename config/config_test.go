@@ -325,3 +325,14 @@ func TestKeyringSecret(t *testing.T) {
 		t.Errorf("Resolve(missing keyring entry) = %v, want a hint naming the key", err)
 	}
 }
+
+func TestSecretEnvNames(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("c.yaml", []byte(validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.SecretEnvNames(), ","); got != "IPSYNC_TEST_PASSWORD,IPSYNC_TEST_KEY" {
+		t.Errorf("SecretEnvNames() = %q, want both env: references", got)
+	}
+}

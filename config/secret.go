@@ -39,6 +39,27 @@ func (s Secret) Kind() string {
 	return "literal"
 }
 
+// EnvName is the variable name of an env:NAME reference, else "".
+func (s Secret) EnvName() string {
+	if s.Kind() != "env" {
+		return ""
+	}
+	return strings.TrimPrefix(s.ref, "env:")
+}
+
+// SecretEnvNames returns the names of the environment variables that hold
+// this config's secrets (env:NAME references), for removal from the
+// environment of commands ipsync runs.
+func (c *Config) SecretEnvNames() []string {
+	var names []string
+	for _, s := range []Secret{c.Mail.Password, c.Codec.Key} {
+		if n := s.EnvName(); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 // String describes where the secret comes from without revealing it.
 func (s Secret) String() string {
 	switch s.Kind() {
