@@ -88,6 +88,7 @@ func TestRunPollWhenNoIdle(t *testing.T) {
 	clk.WaitTimers(t, 1)
 	e.sendSMTP(plainMail(testSubject, sealWith(t, e.sk, payload(5, "192.0.2.5", clk.Now())), clk.Now()))
 	start := clk.Now()
+	e.waitConnsClosed(t) // the first poll session has logged out
 	e.srv.ResetStats()
 	clk.Advance(DefaultPollEvery)
 	ups.waitFor(t, "from the next poll", hasV4("192.0.2.5"))
