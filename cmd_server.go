@@ -229,6 +229,9 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !addrs.IsZero() && cfg.Codec.Format == string(codec.FormatLegacy) && !addrs.IPv4.IsValid() {
+		return usageErr("--ip: the legacy format carries IPv4 only; give an IPv4 address")
+	}
 	sec, err := resolveSecrets(cfg, config.RoleServer)
 	if err != nil {
 		return err

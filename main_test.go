@@ -280,3 +280,34 @@ func TestCheckServerAgainstLoopback(t *testing.T) {
 		t.Errorf("check = %d, want %d (a source failed)", code, exitNetwork)
 	}
 }
+
+// TestLegacyEndToEnd: a legacy deployment (migration) publishes and reads
+// the original tool's text through the real mail path.
+func TestLegacyEndToEnd(t *testing.T) {
+	e := newE2E(t)
+	legacy := "codec:\n  format: legacy\n  legacy:\n    factor: -9.616013867352109\n    alphabet: odzmtaciru\n    padding: befghjklnpqsvwxy\n"
+	rewrite := func(path string) string {
+		cfg := mustRead(t, path)
+		cfg = cfg[:strings.Index(cfg, "codec:\n")] + legacy + cfg[strings.Index(cfg, "role:"):]
+		p := strings.TrimSuffix(path, ".yaml") + "-legacy.yaml"
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	server, client := rewrite(e.serverCfg), rewrite(e.clientCfg)
+	if code, out, errOut := runCLI(t, "publish", "--once", "--config", server, "--ip", "8.8.4.4"); code != exitOK {
+		t.Fatalf("legacy publish = %d %q %q", code, out, errOut)
+	}
+	msgs, err := e.mail.Messages("office@ipsync.test")
+	if err != nil || len(msgs) != 1 || strings.Contains(string(msgs[0]), "8.8.4.4") {
+		t.Fatalf("mailbox = %d messages, %v; want one that does not show the address in clear", len(msgs), err)
+	}
+	code, out, errOut := runCLI(t, "fetch", "--once", "--config", client)
+	if code != exitOK || !strings.HasPrefix(out, "office 8.8.4.4 (legacy, unauthenticated;") {
+		t.Errorf("legacy fetch = %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "publish", "--once", "--config", server, "--ip", "2606:4700::1"); code != exitUsage || !strings.Contains(errOut, "IPv4 only") {
+		t.Errorf("legacy publish of an IPv6-only address = %d %q, want exit %d naming IPv4 only", code, errOut, exitUsage)
+	}
+}
