@@ -113,12 +113,14 @@ func (r *runner) wantIdle(now time.Time) bool {
 }
 
 // after records the outcome of a session and returns how long to wait
-// before the next one. idleSince is when the session started to IDLE (zero
-// if it never did). The reconnect is immediate only after a healthy IDLE
-// session: one that idled for healthyIdle (or IdleRefresh if shorter), or a
-// first short one (a server restart); a short one right after another
-// short one, and any session that failed before IDLE (login, search, fetch
-// or a refused IDLE), wait out the error backoff and set State Error.
+// before the next one. idleSince is when the session was ready to IDLE
+// (zero if it never was). The reconnect is immediate only after a healthy
+// IDLE session: one that lasted healthyIdle (or IdleRefresh if shorter), or
+// a first short one (a server restart, a cut connection). A short one right
+// after another short one (e.g. a server that refuses IDLE) waits out the
+// error backoff without State Error, since the mailbox was read; a session
+// that failed before it was ready (login, search, fetch) waits it out and
+// sets State Error.
 // It always leaves the consumer with an Update that is not Fetching.
 func (r *runner) after(err error, idleSince time.Time) time.Duration {
 	f := r.f
@@ -159,18 +161,24 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 		r.quickRetry = !long
 		f.log.Info("imap connection lost; reconnecting", "err", err)
 		return 0
-	default:
-		r.failures++
-		r.mailErr = err
-		backoff := errorBackoffMin
-		for i := 1; i < r.failures && backoff < errorBackoffMax; i++ {
-			backoff *= 2
-		}
-		backoff = jitter(min(backoff, errorBackoffMax))
-		f.log.Warn("cannot read the mailbox", "err", err, "retry_in", backoff)
-		r.emit(false, nil)
+	}
+	r.failures++
+	backoff := errorBackoffMin
+	for i := 1; i < r.failures && backoff < errorBackoffMax; i++ {
+		backoff *= 2
+	}
+	backoff = jitter(min(backoff, errorBackoffMax))
+	if !idleSince.IsZero() {
+		// The session read the mailbox, then dropped again soon (or the
+		// server refuses IDLE): the address is still current, so this is
+		// not an error for the user, but reconnect more slowly.
+		f.log.Warn("imap connection keeps dropping soon after it is made; backing off", "err", err, "retry_in", backoff)
 		return backoff
 	}
+	r.mailErr = err
+	f.log.Warn("cannot read the mailbox", "err", err, "retry_in", backoff)
+	r.emit(false, nil)
+	return backoff
 }
 
 func (r *runner) enterShared() {
@@ -182,8 +190,10 @@ func (r *runner) enterShared() {
 // idleSession connects and IDLEs until the connection ends or ctx does.
 // It returns nil without IDLE when the server does not offer IDLE or (Idle
 // auto) has no room for one more connection; in both cases it fetched once.
-// idleSince is when IDLE first started in this session; zero if it never
-// did (the session failed before, or chose to poll).
+// idleSince is when the session was established for IDLE: logged in, the
+// mailbox read, about to IDLE. It is zero if the session failed before that
+// (login, search, fetch) or chose to poll; a connection lost after it
+// (even while starting IDLE) is a drop, not a failing server.
 func (r *runner) idleSession(ctx context.Context) (idleSince time.Time, err error) {
 	f := r.f
 	f.log.Debug("idle session")
@@ -224,6 +234,7 @@ func (r *runner) idleSession(ctx context.Context) (idleSince time.Time, err erro
 	if err := r.fetch(ctx, s); err != nil {
 		return time.Time{}, err
 	}
+	idleSince = f.o.Clock.Now()
 	refresh := f.o.Clock.Now().Add(f.o.IdleRefresh)
 	// A server may hold back changes made between a command's response and
 	// the start of IDLE until the next command (go-imap's imapserver does):
@@ -240,9 +251,6 @@ func (r *runner) idleSession(ctx context.Context) (idleSince time.Time, err erro
 			return err
 		}); err != nil {
 			return idleSince, err
-		}
-		if idleSince.IsZero() {
-			idleSince = f.o.Clock.Now()
 		}
 		due := refresh
 		if !settle.IsZero() && settle.Before(due) {

@@ -94,9 +94,19 @@ func (t *Tray) newController(u ui, notes chan<- notice, stop func()) *controller
 
 // loop handles status changes, clicks and the refresh ticker until ctx is
 // done.
+// startupResend is how long after start the tray sends its icon, tooltip
+// and menu again (see loop).
+const startupResend = time.Second
+
 func (c *controller) loop(ctx context.Context) {
 	tick := time.NewTicker(c.t.opts.RefreshEvery)
 	defer tick.Stop()
+	// fyne.io/systray runs onReady while it is still exporting the item's
+	// properties, and a tooltip or icon set in that window is kept in
+	// memory but never reaches the bus. Send everything again once the
+	// export is surely done instead of waiting for the first refresh.
+	settle := time.NewTimer(startupResend)
+	defer settle.Stop()
 	clicks := make(chan itemID)
 	for i, e := range c.entries {
 		if e == nil {
@@ -137,6 +147,8 @@ func (c *controller) loop(ctx context.Context) {
 		case <-tick.C:
 			// Ages change with time; the icon and tooltip are sent again
 			// too, in case the tray host missed an update.
+			c.redraw(true)
+		case <-settle.C:
 			c.redraw(true)
 		case <-opened:
 			c.readAutostart()
