@@ -13,40 +13,24 @@ root=$PWD
 out=$root/docs/screenshots
 bin=$root/bin/ipsync
 
-die() { echo "screenshots: $*" >&2; exit 1; }
-log() { echo "screenshots: $*" >&2; }
+me=screenshots
+. .ci/lib.sh
 
 [ -x "$bin" ] || die "$bin is missing; run 'make screenshots' (it builds it first)"
 
 # --- packages ---------------------------------------------------------------
-export DEBIAN_FRONTEND=noninteractive
-packages=(xvfb dbus xfce4-panel xfconf xdotool imagemagick fonts-dejavu-core adwaita-icon-theme)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
-	log "installing ${missing[*]}"
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing xvfb dbus xfce4-panel xfconf xdotool imagemagick fonts-dejavu-core adwaita-icon-theme
 
 # --- clean-up ---------------------------------------------------------------
 work=$(mktemp -d /tmp/ipsync-screenshots.XXXXXX)
 pids=() # stopped in reverse order
 cleanup() {
-	local rc=$? i p
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		p=${pids[i]}
-		# Children of the bus (xfconfd, activated by the panel) first.
-		for c in $(pgrep -P "$p" 2>/dev/null || true); do kill "$c" 2>/dev/null || true; done
-		kill "$p" 2>/dev/null || true
-	done
+	local rc=$? p
+	# Children of the bus (xfconfd, activated by the panel) first.
 	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null || true
+		for c in $(pgrep -P "$p" 2>/dev/null || true); do kill "$c" 2>/dev/null || true; done
 	done
+	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ] && [ -d "$work" ]; then
 		for f in "$work"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }; done
 	fi
@@ -56,16 +40,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
-wait_for() {
-	local secs=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
-		sleep 0.2
-	done
-}
 
 # A private, predictable desktop: own HOME and XDG dirs, a plain GTK theme.
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_CACHE_HOME=$work/home/.cache \

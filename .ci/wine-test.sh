@@ -23,25 +23,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 started=$SECONDS
 
-die() { echo "wine-test: FAIL: $*" >&2; exit 1; }
-log() { echo "wine-test: $*" >&2; }
+me=wine-test
+. .ci/lib.sh
 
 # --- packages ---------------------------------------------------------------
-export DEBIAN_FRONTEND=noninteractive
-apt_updated=
-install_missing() {
-	local p missing=()
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -gt 0 ] || return 0
-	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
-	local t=$SECONDS
-	log "installing ${missing[*]}"
-	if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	log "installed ${missing[*]} in $((SECONDS - t))s"
-}
 install_missing wine wine64 xvfb xdotool imagemagick fonts-dejavu-core
 command -v go >/dev/null || die "go is not on PATH"
 
@@ -55,13 +40,9 @@ export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 # No Mono or Gecko download prompts: ipsync needs neither.
 export WINEDLLOVERRIDES='mscoree=;mshtml='
 cleanup() {
-	local rc=$? i p
+	local rc=$?
 	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null || true
-	done
+	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ]; then
 		for f in "$work"/*.log "$work"/client.stderr; do
 			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 25 "$f" >&2; }
@@ -75,16 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.25 s.
-wait_for() {
-	local secs=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
-		sleep 0.25
-	done
-}
 
 # --- builds -----------------------------------------------------------------
 t=$SECONDS

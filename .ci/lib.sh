@@ -1,0 +1,45 @@
+# Shell helpers shared by .ci/run, .ci/screenshots.sh and .ci/wine-test.sh.
+# Source it after setting `me` (the prefix of messages).
+
+die() { echo "$me: FAIL: $*" >&2; exit 1; }
+log() { echo "$me: $*" >&2; }
+
+# install_missing PACKAGE...: apt-get installs the Debian packages that are
+# not installed yet (root only; otherwise it says what to install).
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=
+install_missing() {
+	local p missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+	local t=$SECONDS
+	log "installing ${missing[*]}"
+	if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "installed ${missing[*]} in $((SECONDS - t))s"
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.2 s until it
+# succeeds, or dies after SECONDS.
+wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
+		sleep 0.2
+	done
+}
+
+# stop_pids PID...: TERM each (last first), wait up to 5 s, then KILL.
+stop_pids() {
+	local i p args=("$@")
+	for ((i = ${#args[@]} - 1; i >= 0; i--)); do kill "${args[i]}" 2>/dev/null || true; done
+	for p in "${args[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+}
