@@ -201,6 +201,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 		Discoverer:     discoverAdapter{disc},
 		CheckEvery:     demoCheckEvery,
 		HeartbeatEvery: time.Minute,
+		SeqFloor:       publisher.UnixSeq,
 		RetryMin:       time.Second,
 		RetryMax:       5 * time.Second,
 		StatePath:      filepath.Join(d.dir, "server.json"),

@@ -105,6 +105,7 @@ func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *
 		Discoverer:     d,
 		CheckEvery:     cfg.Publisher.CheckEvery.D(),
 		HeartbeatEvery: cfg.Publisher.HeartbeatEvery.D(),
+		SeqFloor:       publisher.UnixSeq,
 		IPv4Off:        cfg.Publisher.IPv4 == "off",
 		IPv6Off:        cfg.Publisher.IPv6 == "off",
 		StatePath:      statePath,

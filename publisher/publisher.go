@@ -168,6 +168,13 @@ type Options struct {
 	// check) is dropped at the next check instead of being held for
 	// MissingChecks checks.
 	IPv4Off, IPv6Off bool
+	// SeqFloor, when set, is the lowest sequence number a message sent at
+	// now may carry: each message gets max(previous + 1, SeqFloor(now)).
+	// With UnixSeq, a server whose state file was lost (a reinstall, a
+	// restore from an old backup) still sends numbers above every one its
+	// clients have accepted, instead of starting again at 1 and being
+	// ignored. nil means no floor: sequences start at 1.
+	SeqFloor func(now time.Time) uint64
 	// HeartbeatEvery is how long after the last sent message an unchanged
 	// address is published again; 0 means DefaultHeartbeatEvery. It is also
 	// how long the publisher waits before trying again after ErrRejected.
@@ -763,6 +770,11 @@ func (p *Publisher) publishCurrent(ctx context.Context) (Sent, error) {
 	return p.publish(ctx, addrs)
 }
 
+// UnixSeq is a SeqFloor: the Unix time in seconds. A server sends far fewer
+// than one message a second, so numbers drawn this way stay ahead of any
+// earlier run's, even one that started counting from the clock long ago.
+func UnixSeq(now time.Time) uint64 { return uint64(max(now.Unix(), 0)) }
+
 // publish reserves a sequence number on disk, sends one message and
 // records it. Without a durable reservation nothing is sent.
 func (p *Publisher) publish(ctx context.Context, addrs Addrs) (Sent, error) {
@@ -774,7 +786,11 @@ func (p *Publisher) publish(ctx context.Context, addrs Addrs) (Sent, error) {
 	// memory: the next attempt reserves the one after, so a number that
 	// may be on disk is never sent twice.
 	var seq uint64
-	if err := p.save(ctx, func(st *State) { st.Seq++; seq = st.Seq }); err != nil {
+	floor := uint64(0)
+	if p.opts.SeqFloor != nil {
+		floor = p.opts.SeqFloor(p.now())
+	}
+	if err := p.save(ctx, func(st *State) { st.Seq = max(st.Seq+1, floor); seq = st.Seq }); err != nil {
 		if seq == 0 {
 			return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number: %w", err))
 		}

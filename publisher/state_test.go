@@ -3,6 +3,7 @@ package publisher
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -175,4 +176,40 @@ func TestSharedStateKeepsOthersPause(t *testing.T) {
 	if st := loadState(t, path); st.Paused || st.SentSeq != 1 || st.Seq != 1 {
 		t.Errorf("state file after resume = %+v, want not paused, seq 1 kept", st)
 	}
+}
+
+// TestSeqFloorSurvivesLostState: with UnixSeq a server that lost its state
+// file still sends numbers above the ones its clients accepted.
+func TestSeqFloorSurvivesLostState(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		a := Addrs{IPv4: netip.MustParseAddr("203.0.113.2")}
+		send := func(store Store) []uint64 {
+			m := &recMailer{t: t}
+			opts := baseOptions(nil, m, store)
+			opts.SeqFloor = UnixSeq
+			p, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			for range 3 {
+				sent, err := p.PublishAddrs(t.Context(), a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seqs = append(seqs, sent.Seq)
+			}
+			return seqs
+		}
+		first := send(&memStore{})
+		if want := uint64(time.Now().Unix()); first[0] != want || first[1] != want+1 || first[2] != want+2 {
+			t.Errorf("sequences sent at %d = %v, want the clock and then +1", want, first)
+		}
+		time.Sleep(time.Hour) // the server is reinstalled an hour later
+		again := send(&memStore{})
+		if again[0] <= first[2] {
+			t.Errorf("after a lost state file the first sequence is %d, want above %d", again[0], first[2])
+		}
+	})
 }
