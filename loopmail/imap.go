@@ -141,15 +141,17 @@ func (ss *imapSession) Login(username, password string) error {
 	}
 	if ss.conn != nil {
 		key := strings.ToLower(acc.login)
-		max := ss.s.opts.MaxIMAPConnsPerUser
+		limit := ss.s.opts.MaxIMAPConnsPerUser
 		ss.s.mu.Lock()
-		if max > 0 && ss.s.opts.LimitStyle != LimitGreetingBYE && ss.s.userConns[key] >= max {
+		if limit > 0 && ss.s.opts.LimitStyle != LimitGreetingBYE && ss.s.userConns[key] >= limit {
 			ss.s.mu.Unlock()
 			ss.s.stats.imapLimitRefusals.Add(1)
-			ss.s.log.Debug("loopmail: IMAP login refused: too many connections", "user", acc.login, "max", max)
+			ss.s.log.Debug("loopmail: IMAP login refused: too many connections", "user", acc.login, "max", limit)
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: limitText}
 		}
 		ss.s.userConns[key]++
+		ss.s.loggedIn++
+		ss.s.loggedMax = max(ss.s.loggedMax, ss.s.loggedIn)
 		ss.s.mu.Unlock()
 		ss.user = key
 		ss.conn.setAuthenticated()
@@ -178,6 +180,7 @@ func (ss *imapSession) Close() error {
 	}
 	if ss.user != "" {
 		ss.s.userConns[ss.user]--
+		ss.s.loggedIn--
 		ss.user = ""
 	}
 	ss.s.mu.Unlock()

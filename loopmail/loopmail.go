@@ -105,11 +105,15 @@ type Options struct {
 
 // Stats counts protocol activity. See Server.Stats.
 type Stats struct {
-	IMAPCommands      int64 // tagged client command lines received (IDLE's DONE is part of IDLE)
-	IMAPBytesIn       int64 // IMAP bytes read from clients (plain text, after TLS)
-	IMAPBytesOut      int64 // IMAP bytes written to clients (plain text, before TLS)
-	IMAPConnsOpen     int64 // IMAP connections open now
-	IMAPConnsMax      int64 // the most IMAP connections open at once since Start or ResetStats
+	IMAPCommands  int64 // tagged client command lines received (IDLE's DONE is part of IDLE)
+	IMAPBytesIn   int64 // IMAP bytes read from clients (plain text, after TLS)
+	IMAPBytesOut  int64 // IMAP bytes written to clients (plain text, before TLS)
+	IMAPConnsOpen int64 // IMAP connections open now
+	IMAPConnsMax  int64 // the most IMAP connections open at once since Start or ResetStats
+	// IMAPLoggedInMax is the most IMAP sessions logged in at once since
+	// Start or ResetStats: what a provider's per-account cap counts. Unlike
+	// IMAPConnsMax it leaves out connections being refused.
+	IMAPLoggedInMax   int64
 	IMAPLimitRefusals int64 // connections refused by MaxIMAPConnsPerUser
 	SMTPMessages      int64 // messages accepted over SMTP (one per transaction)
 	SMTPRecipients    int64 // recipients of those messages
@@ -158,6 +162,8 @@ type Server struct {
 	mu        sync.Mutex
 	imapConns map[*imapConn]struct{}
 	connsMax  int64
+	loggedIn  int64 // authenticated external IMAP sessions, all users
+	loggedMax int64
 	userConns map[string]int // authenticated external IMAP sessions by lower-case login
 	admitted  int            // external IMAP sessions past the greeting
 
@@ -381,7 +387,7 @@ func (s *Server) readInbox(acc *account) ([][]byte, error) {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	open, max := int64(len(s.imapConns)), s.connsMax
+	open, max, loggedMax := int64(len(s.imapConns)), s.connsMax, s.loggedMax
 	s.mu.Unlock()
 	return Stats{
 		IMAPCommands:      s.stats.imapCommands.Load(),
@@ -389,6 +395,7 @@ func (s *Server) Stats() Stats {
 		IMAPBytesOut:      s.stats.imapBytesOut.Load(),
 		IMAPConnsOpen:     open,
 		IMAPConnsMax:      max,
+		IMAPLoggedInMax:   loggedMax,
 		IMAPLimitRefusals: s.stats.imapLimitRefusals.Load(),
 		SMTPMessages:      s.stats.smtpMessages.Load(),
 		SMTPRecipients:    s.stats.smtpRecipients.Load(),
@@ -396,7 +403,8 @@ func (s *Server) Stats() Stats {
 }
 
 // ResetStats sets the counters to zero; IMAPConnsOpen is a gauge and keeps
-// its value, and IMAPConnsMax restarts from it.
+// its value, and IMAPConnsMax and IMAPLoggedInMax restart from the
+// connections and sessions open now.
 func (s *Server) ResetStats() {
 	s.stats.imapCommands.Store(0)
 	s.stats.imapBytesIn.Store(0)
@@ -406,6 +414,7 @@ func (s *Server) ResetStats() {
 	s.stats.smtpRecipients.Store(0)
 	s.mu.Lock()
 	s.connsMax = int64(len(s.imapConns))
+	s.loggedMax = s.loggedIn
 	s.mu.Unlock()
 }
 

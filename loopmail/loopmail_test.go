@@ -448,8 +448,9 @@ func TestConnectionLimit(t *testing.T) {
 				t.Errorf("4th connection refusal type = %s, want %s", imapErr.Type, wantType)
 			}
 			st := s.Stats()
-			if st.IMAPLimitRefusals != 1 || st.IMAPConnsMax != 4 {
-				t.Errorf("Stats() IMAPLimitRefusals, IMAPConnsMax = %d, %d, want 1, 4", st.IMAPLimitRefusals, st.IMAPConnsMax)
+			if st.IMAPLimitRefusals != 1 || st.IMAPConnsMax != 4 || st.IMAPLoggedInMax != 3 {
+				t.Errorf("Stats() IMAPLimitRefusals, IMAPConnsMax, IMAPLoggedInMax = %d, %d, %d, want 1, 4, 3", st.IMAPLimitRefusals, st.IMAPConnsMax, st.IMAPLoggedInMax)
+
 			}
 			// Messages uses a private connection, outside the cap.
 			if _, err := s.Messages(alice); err != nil {
