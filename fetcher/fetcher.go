@@ -222,7 +222,7 @@ func (f *Fetcher) scan(ctx context.Context, s *session) (scanOutcome, error) {
 		}
 		accepted = &p
 		complete = true
-		f.log.Info("accepted message", "uid", uid, "name", p.Name, "ipv4", p.IPv4, "ipv6", p.IPv6, "seq", p.Seq, "issued_at", p.IssuedAt)
+		f.log.Debug("accepted message", "uid", uid, "name", p.Name, "ipv4", p.IPv4, "ipv6", p.IPv6, "seq", p.Seq, "issued_at", p.IssuedAt)
 		break
 	}
 	passedSkip := skipLo != 0 && (complete || (low != 0 && low < skipLo))
