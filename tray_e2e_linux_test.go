@@ -22,18 +22,9 @@ func TestClientTrayOverDBus(t *testing.T) {
 	d := dbustest.StartDesktop(t)
 	e := newE2E(t)
 	publishIP(t, e, "8.8.4.4")
-	f, err := os.OpenFile(e.clientCfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("fetcher:\n  idle: off\n  poll_every: 1h\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendFile(t, e.clientCfg, "fetcher:\n  idle: off\n  poll_every: 1h\n")
 
-	c := startTrayClient(t, d.Addr, e.clientCfg)
+	c := startTrayRole(t, d.Addr, "client", e.clientCfg)
 	item := d.WaitItem(t)
 
 	// The first fetch happens at start.
@@ -123,16 +114,16 @@ type trayClient struct {
 	err    error         // cmd.Wait's result, set before done is closed
 }
 
-// startTrayClient starts `ipsync client --config cfg` with a display and
-// the private session bus at busAddr. When t ends, a child still running is
+// startTrayRole starts `ipsync ROLE --config cfg` with a display and the
+// private session bus at busAddr. When t ends, a child still running is
 // killed, race reports in its stderr are checked, and its stderr is logged
 // if t failed.
-func startTrayClient(t *testing.T, busAddr, cfg string) *trayClient {
+func startTrayRole(t *testing.T, busAddr, role, cfg string) *trayClient {
 	t.Helper()
 	c := &trayClient{done: make(chan struct{})}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
-		childEnvFor("client", "--config", cfg),
+		childEnvFor(role, "--config", cfg),
 		// tray.Available wants a display; on Linux the tray itself is
 		// only DBus, so no X server is needed.
 		"DISPLAY=:99",
@@ -145,7 +136,7 @@ func startTrayClient(t *testing.T, busAddr, cfg string) *trayClient {
 	)
 	cmd.Stderr = &c.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ipsync client: %v", err)
+		t.Fatalf("start ipsync %s: %v", role, err)
 	}
 	go func() {
 		c.err = cmd.Wait()
@@ -161,7 +152,7 @@ func startTrayClient(t *testing.T, busAddr, cfg string) *trayClient {
 		// Frames of package main show as "main.", the others as "ipsync/…".
 		dbustest.CheckRaces(t, c.stderr.String(), "ipsync/", "\n  main.")
 		if t.Failed() {
-			t.Logf("ipsync client stderr:\n%s", c.stderr.String())
+			t.Logf("ipsync %s stderr:\n%s", role, c.stderr.String())
 		}
 	})
 	return c

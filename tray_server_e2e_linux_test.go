@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ipsync/internal/dbustest"
+	"ipsync/ipecho"
+	"ipsync/loopmail"
+)
+
+// TestServerTrayOverDBus runs the real `ipsync server` with its tray on a
+// private session bus. Its only address source is a loopback stand-in that
+// answers with a documentation address, which production validation
+// rejects: the tray shows the last published address and that the address
+// check fails. "Pause publishing" is clicked over dbusmenu, shows in the
+// tooltip and is kept in the state file; clicking it again resumes.
+func TestServerTrayOverDBus(t *testing.T) {
+	d := dbustest.StartDesktop(t)
+	e := newE2E(t)
+	publishIP(t, e, "8.8.4.4")
+
+	cert, _, err := loopmail.SelfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	echo, err := ipecho.Start(ctx, ipecho.Options{Cert: cert, IPv4: netip.MustParseAddr("203.0.113.9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	appendFile(t, e.serverCfg, "publisher:\n  sources: ["+echo.DNSURL()+"]\n  agree: 1\n  ipv6: off\n")
+
+	c := startTrayRole(t, d.Addr, "server", e.serverCfg)
+	item := d.WaitItem(t)
+	item.WaitToolTip(t, `"office: 8.8.4.4 · … address check failing …"`, func(tip string) bool {
+		return strings.HasPrefix(tip, "office: 8.8.4.4") && strings.Contains(tip, "address check failing")
+	})
+	item.WaitEntry(t, "Publish now", "enabled", func(e dbustest.MenuEntry) bool {
+		return e.Props["enabled"].Value() != false
+	})
+
+	item.Click(t, "Pause publishing")
+	item.WaitToolTip(t, `"office: publishing paused …"`, func(tip string) bool {
+		return strings.HasPrefix(tip, "office: publishing paused")
+	})
+	item.WaitEntry(t, "Publish now", "disabled while paused", func(e dbustest.MenuEntry) bool {
+		return e.Props["enabled"].Value() == false
+	})
+	if !serverPaused(t, e) {
+		t.Error("state file does not record the pause")
+	}
+
+	item.Click(t, "Pause publishing")
+	item.WaitToolTip(t, "a tooltip that is not paused", func(tip string) bool {
+		return strings.HasPrefix(tip, "office: 8.8.4.4")
+	})
+	if serverPaused(t, e) {
+		t.Error("state file still records the pause after resuming")
+	}
+
+	item.ClickExit(t, "Quit")
+	if err := c.wait(t); err != nil {
+		t.Fatalf("ipsync server after Quit: %v, want exit status 0", err)
+	}
+}
+
+// serverPaused reads the pause switch from the server's state file.
+func serverPaused(t *testing.T, e *e2e) bool {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(e.serverCfg), "state-server", "server-office.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Paused bool `json:"paused"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatalf("state file: %v\n%s", err, data)
+	}
+	return st.Paused
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
