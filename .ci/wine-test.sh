@@ -8,7 +8,8 @@
 # on a private Xvfb display and drives the tray with the mouse only (Wine's
 # menus never get the keyboard): finds the icon in the taskbar, hovers it
 # (tooltip), right-clicks it (menu), clicks "Copy address", publishes a
-# second address, clicks "Fetch now" and checks in the client's log file
+# second address, clicks "Fetch now", toggles "Start at login" (checking the
+# HKCU Run key with `wine reg query`) and checks in the client's log file
 # (%LOCALAPPDATA%\ipsync\client.log) that a fetch ran and the new address was
 # accepted. The client config polls once an hour with IDLE off, so only
 # "Fetch now" can bring the second address. Finally it reopens the menu, saves
@@ -228,6 +229,24 @@ wait_for 30 "a fetch after clicking Fetch now (log: msg=\"poll session\")" \
 wait_for 30 "the client to accept $second after Fetch now (log: msg=\"server address changed\" ipv4=$second)" \
 	in_log "msg=\"server address changed\" name=office ipv4=$second .*previous_ipv4=$first"
 log "Fetch now: the client fetched and accepted $second (previous $first)"
+
+# --- Start at login (the HKCU Run key) ---------------------------------------
+runkey='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
+run_value() { wine reg query "$runkey" /v ipsync-client 2>/dev/null | tr -d '\r' | grep -i 'ipsync.exe.* client'; }
+no_run_value() { ! run_value; }
+run_value >/dev/null && die "an ipsync-client Run value exists before Start at login was clicked"
+# "Open config" and "Start at login" share the space between the second and
+# third separators: Start at login is the lower half.
+click_autostart() {
+	open_menu
+	xdotool mousemove $((mx + 60)) $((seps[1] + (seps[2] - seps[1]) * 3 / 4)) click 1
+}
+click_autostart
+wait_for 30 "the Run value ipsync-client after clicking Start at login" run_value
+log "Start at login: $(run_value | tr -s ' ' | sed 's/^ //')"
+click_autostart
+wait_for 30 "the Run value to go after clicking Start at login again" no_run_value
+log "Start at login off: the Run value is gone"
 
 # --- the menu for the docs, then Quit ---------------------------------------
 open_menu
