@@ -48,7 +48,13 @@ type Config struct {
 	// Warnings are non-fatal remarks found while loading (e.g. a literal
 	// secret). main logs them.
 	Warnings []string `yaml:"-"`
+
+	keyLines map[string]int // dotted key → line in Path
 }
+
+// KeyLine returns the line of the dotted key ("publisher.sources") in the
+// file, or 0 when it is not written there.
+func (c *Config) KeyLine(key string) int { return c.keyLines[key] }
 
 // Mail is the account both roles use.
 type Mail struct {

@@ -336,3 +336,45 @@ func TestSecretEnvNames(t *testing.T) {
 		t.Errorf("SecretEnvNames() = %q, want both env: references", got)
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"open.txt": 0o644, "closed.txt": 0o600} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, edit string
+		want       string // "" = no warning
+	}{
+		{"starttls on 465", "    host: smtp.example.com\n    port: 465\n    tls: starttls\n", "mail.smtp.port 465 is the implicit-TLS port but mail.smtp.tls is starttls"},
+		{"implicit on 143", "    host: smtp.example.com\n", ""},
+		{"world-readable password file", "    host: smtp.example.com\n", "can be read by other users"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			y := strings.Replace(validYAML, "    host: smtp.example.com\n", tt.edit, 1)
+			switch tt.name {
+			case "implicit on 143":
+				y = strings.Replace(y, "    host: imap.example.com\n", "    host: imap.example.com\n    port: 143\n", 1)
+				tt.want = "mail.imap.port 143 is the STARTTLS port but mail.imap.tls is implicit"
+			case "world-readable password file":
+				y = strings.Replace(y, "env:IPSYNC_TEST_PASSWORD", "file:open.txt", 1)
+				y = strings.Replace(y, "env:IPSYNC_TEST_KEY", "file:closed.txt", 1)
+			}
+			c, err := Parse(filepath.Join(dir, "c.yaml"), []byte(y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tt.want) {
+				t.Errorf("Warnings = %q, want one with %q", c.Warnings, tt.want)
+			}
+		})
+	}
+}

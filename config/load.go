@@ -105,7 +105,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, &Error{Path: path, Problems: probs}
 	}
-	cfg.Warnings = cfg.literalSecretWarnings()
+	cfg.keyLines = keyLines
+	cfg.Warnings = append(cfg.literalSecretWarnings(), cfg.portWarnings()...)
+	cfg.Warnings = append(cfg.Warnings, cfg.secretFileWarnings()...)
 	return cfg, nil
 }
 

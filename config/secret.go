@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/zalando/go-keyring"
@@ -116,7 +117,7 @@ func (s Secret) validateRef() string {
 // surrounding whitespace trimmed. The value is never part of an error.
 func (c *Config) Resolve(key string, s Secret) (string, error) {
 	fail := func(format string, args ...any) (string, error) {
-		return "", fmt.Errorf("%s: %s: %w", key, fmt.Sprintf(format, args...), ErrSecretUnavailable)
+		return "", fmt.Errorf("%s: %w: %s", key, ErrSecretUnavailable, fmt.Sprintf(format, args...))
 	}
 	switch s.Kind() {
 	case "":
@@ -162,6 +163,28 @@ func (c *Config) literalSecretWarnings() []string {
 				at = fmt.Sprintf("line %d: ", s.sec.line)
 			}
 			w = append(w, fmt.Sprintf("%s: %s%s is written in the file in clear; prefer env:NAME, file:PATH or keyring:SERVICE/USER", c.Path, at, s.key))
+		}
+	}
+	return w
+}
+
+// secretFileWarnings flags file: secrets that other users can read. (On
+// Windows, file modes say nothing about access and nothing is checked.)
+func (c *Config) secretFileWarnings() []string {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	var w []string
+	for _, s := range []struct {
+		key string
+		sec Secret
+	}{{"mail.password", c.Mail.Password}, {"codec.key", c.Codec.Key}} {
+		if s.sec.Kind() != "file" {
+			continue
+		}
+		path := c.resolvePath(strings.TrimPrefix(s.sec.ref, "file:"))
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			w = append(w, fmt.Sprintf("%s: %s: %s can be read by other users (mode %04o); run chmod 600 %s", c.Path, s.key, path, fi.Mode().Perm(), path))
 		}
 	}
 	return w

@@ -46,10 +46,10 @@ func (c *Config) validate(_ string) []Problem {
 		}
 	}
 	if c.Mail.SMTP.Host != "" {
-		ps = append(ps, endpointProblems("mail.smtp", c.Mail.SMTP.Host, c.Mail.SMTP.Port, c.Mail.SMTP.TLS, "465 (tls: implicit) or 587 (tls: starttls)")...)
+		ps = append(ps, endpointProblems("mail.smtp", c.Mail.SMTP.Host, c.Mail.SMTP.Port, c.Mail.SMTP.TLS, smtpPorts)...)
 	}
 	if c.Mail.IMAP.Host != "" {
-		ps = append(ps, endpointProblems("mail.imap", c.Mail.IMAP.Host, c.Mail.IMAP.Port, c.Mail.IMAP.TLS, "993 (tls: implicit) or 143 (tls: starttls)")...)
+		ps = append(ps, endpointProblems("mail.imap", c.Mail.IMAP.Host, c.Mail.IMAP.Port, c.Mail.IMAP.TLS, imapPorts)...)
 	}
 	if strings.TrimSpace(c.Mail.IMAP.Mailbox) == "" {
 		add("mail.imap.mailbox", "is empty; use INBOX or the folder the server's messages land in")
@@ -164,13 +164,23 @@ func distinctLower(s string) bool {
 	return s != ""
 }
 
-func endpointProblems(key, host string, port int, tls, ports string) []Problem {
+// The usual ports of each TLS mode, for messages.
+var (
+	smtpPorts = map[string]int{"implicit": 465, "starttls": 587, "none": 25}
+	imapPorts = map[string]int{"implicit": 993, "starttls": 143, "none": 143}
+)
+
+func endpointProblems(key, host string, port int, tls string, ports map[string]int) []Problem {
 	var ps []Problem
 	if strings.TrimSpace(host) == "" {
 		ps = append(ps, Problem{Key: key + ".host", Msg: "missing; set the server's host name, e.g. smtp.gmail.com / imap.gmail.com"})
 	}
 	if port < 1 || port > 65535 {
-		ps = append(ps, Problem{Key: key + ".port", Msg: fmt.Sprintf("%d is out of range; use %s", port, ports)})
+		hint := fmt.Sprintf("%d (tls: implicit) or %d (tls: starttls)", ports["implicit"], ports["starttls"])
+		if p, ok := ports[tls]; ok {
+			hint = fmt.Sprintf("%d, the usual port for tls: %s, or leave it out", p, tls)
+		}
+		ps = append(ps, Problem{Key: key + ".port", Msg: fmt.Sprintf("%d is out of range; use %s", port, hint)})
 	}
 	switch mailconn.TLSMode(tls) {
 	case mailconn.TLSImplicit, mailconn.TLSStartTLS:
@@ -221,4 +231,30 @@ func (c *Config) Require(role Role) error {
 		return nil
 	}
 	return &Error{Path: c.Path, Problems: ps}
+}
+
+// portWarnings flags a TLS mode that does not fit a well-known port: a
+// server on 465 or 993 expects TLS at once and waits silently for a
+// client that sends STARTTLS, and the other way round.
+func (c *Config) portWarnings() []string {
+	var w []string
+	for _, e := range []struct {
+		key, host, tls  string
+		port            int
+		implicit, plain int
+	}{
+		{"mail.smtp", c.Mail.SMTP.Host, c.Mail.SMTP.TLS, c.Mail.SMTP.Port, 465, 587},
+		{"mail.imap", c.Mail.IMAP.Host, c.Mail.IMAP.TLS, c.Mail.IMAP.Port, 993, 143},
+	} {
+		if e.host == "" {
+			continue
+		}
+		switch {
+		case e.port == e.implicit && e.tls != "implicit":
+			w = append(w, fmt.Sprintf("%s: %s.port %d is the implicit-TLS port but %s.tls is %s; use tls: implicit there (or port %d for %s)", c.Path, e.key, e.port, e.key, e.tls, e.plain, e.tls))
+		case e.port == e.plain && e.tls == "implicit":
+			w = append(w, fmt.Sprintf("%s: %s.port %d is the STARTTLS port but %s.tls is implicit; use tls: starttls there (or port %d for implicit TLS)", c.Path, e.key, e.port, e.key, e.implicit))
+		}
+	}
+	return w
 }
