@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
+	"ipsync/codec"
 	"ipsync/config"
 )
 
@@ -27,14 +30,15 @@ type checkLine struct {
 
 func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("check", checkSynopsis, true)
-	roleFlag := fs.String("role", "", "check for this role (server or client)")
+	roleFlag := fs.String("role", "", "check the `ROLE` server or client (default: the file's role, or the kind of codec.key)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("check takes no arguments, got %q", fs.Args())
 	}
-	log := e.logger(false)
+	// Warnings become WARN lines of the report instead of log lines.
+	log := slog.New(slog.DiscardHandler)
 	cfg, err := e.loadConfig("", log)
 	if err != nil {
 		var ce *config.Error
@@ -55,6 +59,14 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return usageErr("--role %q: use server or client", r)
 	case cfg.Role != "":
 		roles = []config.Role{cfg.Role}
+	default:
+		if r := roleFromKey(cfg); r != "" {
+			roles = []config.Role{r}
+			fmt.Fprintf(e.stdout, "NOTE checking the %s role: codec.key holds a %s key (set role: in the file, or --role, to choose)\n", r, r)
+		}
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(e.stdout, "WARN %s\n", w)
 	}
 	var lines []checkLine
 	configOK := true
@@ -96,16 +108,36 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// checkRole resolves the role's secrets and tries its connections. Each
-// connection attempt has its own timeout.
+// checkTimeout bounds each connection attempt of `ipsync check`, so that
+// one server that never answers cannot use up the time of the others.
+const checkTimeout = 20 * time.Second
+
+// roleFromKey guesses the role from the kind of key in codec.key, for a
+// config that names none; "" when it cannot tell.
+func roleFromKey(cfg *config.Config) config.Role {
+	if cfg.Codec.Format != string(codec.FormatSealed) || !cfg.Codec.Key.IsSet() {
+		return ""
+	}
+	text, err := cfg.Resolve("codec.key", cfg.Codec.Key)
+	switch {
+	case err != nil:
+		return ""
+	case strings.Contains(text, "ipsync-server-1:"):
+		return config.RoleServer
+	case strings.Contains(text, "ipsync-client-1:"):
+		return config.RoleClient
+	}
+	return ""
+}
+
+// checkRole resolves the role's secrets and tries its connections, each
+// within checkTimeout.
 func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log interface{ Warn(string, ...any) }) []checkLine {
 	sec, err := resolveSecrets(cfg, role)
 	if err != nil {
 		return []checkLine{{item: string(role) + " secrets", err: err}}
 	}
 	lines := []checkLine{{item: string(role) + " secrets", note: "mail.password and codec.key resolved"}}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
 	switch role {
 	case config.RoleServer:
 		lines = append(lines, checkServer(ctx, cfg, sec)...)

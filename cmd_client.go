@@ -95,7 +95,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		Actions:    tray.Actions{FetchNow: f.FetchNow},
 	})
 	return ui.run(ctx, func(ctx context.Context) error {
-		return f.Run(ctx, clientConsumer(ui, log, cfg.Fetcher.PollEvery.D()))
+		return f.Run(ctx, clientConsumer(ui, log.With("role", "client"), cfg.Fetcher.PollEvery.D()))
 	})
 }
 
@@ -285,7 +285,7 @@ func checkClient(ctx context.Context, cfg *config.Config, _ secrets) []checkLine
 	if err != nil {
 		return []checkLine{{item: item, err: err}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	if err := f.Check(ctx); err != nil {
 		return []checkLine{{item: item, err: err}}

@@ -45,8 +45,8 @@ func demoAddr(n int) netip.Addr {
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("demo", demoSynopsis, false)
 	headless := fs.Bool("headless", false, "no tray icon: log only")
-	runFor := fs.Duration("for", 0, "stop after this long (0: until Ctrl-C)")
-	changeEvery := fs.Duration("change-every", 10*time.Second, "how often the stand-in public address changes")
+	runFor := fs.Duration("for", 0, "stop after `DURATION` (0: run until Ctrl-C)")
+	changeEvery := fs.Duration("change-every", 10*time.Second, "change the stand-in public address every `DURATION`")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -73,7 +73,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
   public IP    stand-in service %s and %s, changing every %s
   keys         a fresh server key (id %s)
 The server role checks the address every %s and publishes sealed messages;
-the client role watches the mailbox with IMAP IDLE. Press Ctrl-C to stop.
+the client role watches the mailbox with IMAP IDLE. Lines below marked
+"internet" and "client" tell the story; the rest is the log.
+Press Ctrl-C to stop.
 
 `, d.mail.SMTPAddr(), d.mail.IMAPAddr(), demoUser, d.echo.HTTPSURL(), d.echo.DNSURL(), *changeEvery, d.key.ID(), demoCheckEvery)
 
@@ -97,7 +99,8 @@ the client role watches the mailbox with IMAP IDLE. Press Ctrl-C to stop.
 		defer wg.Done()
 		d.changeAddresses(loopCtx, *changeEvery, e)
 	}()
-	consumer := clientConsumer(u, log, demoPollEvery)
+	consumer := clientConsumer(u, log.With("role", "client"), demoPollEvery)
+	defer fmt.Fprintln(e.stdout, "demo stopped")
 	return u.run(ctx, func(ctx context.Context) error {
 		return d.fetcher.Run(ctx, fetcher.ConsumerFunc(func(up fetcher.Update) {
 			consumer.Update(up)
@@ -249,7 +252,7 @@ func (d *demo) changeAddresses(ctx context.Context, every time.Duration, e *env)
 		d.changed[a] = time.Now()
 		d.mu.Unlock()
 		d.echo.Set(a, netip.Addr{})
-		fmt.Fprintf(e.stdout, "line    public address is now %s\n", a)
+		fmt.Fprintf(e.stdout, "internet  the office line's public address is now %s\n", a)
 	}
 }
 
@@ -259,7 +262,7 @@ func (d *demo) arrived(e *env, a netip.Addr) {
 	at, ok := d.changed[a]
 	d.mu.Unlock()
 	if ok {
-		fmt.Fprintf(e.stdout, "client  shows %s, %s after the line changed (the server checks every %s)\n", a, time.Since(at).Round(time.Millisecond), demoCheckEvery)
+		fmt.Fprintf(e.stdout, "client    shows %s, %s after the address changed (the server checks every %s)\n", a, time.Since(at).Round(time.Millisecond), demoCheckEvery)
 	}
 }
 

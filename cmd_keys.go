@@ -26,8 +26,8 @@ DIR instead of printing the keys.`
 
 func runKeygen(_ context.Context, e *env, args []string) error {
 	fs := e.newFlags("keygen", keygenSynopsis, false)
-	from := fs.String("server-key", "", "derive the client key from this server key file")
-	out := fs.String("out", "", "write server.key and client.key into this directory")
+	from := fs.String("server-key", "", "print the client key of the server key in `FILE`")
+	out := fs.String("out", "", "write server.key and client.key into `DIR`")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -80,9 +80,9 @@ Put -- before TEXT when it starts with '-' (negative factors).`
 
 func runLegacy(_ context.Context, e *env, args []string) error {
 	fs := e.newFlags("legacy", legacySynopsis, false)
-	factor := fs.String("factor", "", "the shared factor, a number in [-10, 10] other than 0")
-	alphabet := fs.String("alphabet", "", "the 10-letter alphabet of key digits")
-	padding := fs.String("padding", "", "the padding letters (decode: optional)")
+	factor := fs.String("factor", "", "the shared `FACTOR`, a number in [-10, 10] other than 0")
+	alphabet := fs.String("alphabet", "", "the 10-letter `ALPHABET` of key digits")
+	padding := fs.String("padding", "", "the `LETTERS` drawn as padding (decode: optional)")
 	if len(args) == 0 {
 		return usageErr("legacy needs encode or decode; see `ipsync legacy --help`")
 	}
@@ -93,11 +93,12 @@ func runLegacy(_ context.Context, e *env, args []string) error {
 	if sub != "encode" && sub != "decode" {
 		return usageErr("legacy %q: use encode or decode", sub)
 	}
-	if err := e.parse(fs, args[1:]); err != nil {
+	pos, err := e.parseInterspersed(fs, args[1:])
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("legacy %s takes exactly one %s argument, got %d", sub, map[string]string{"encode": "IPv4 address", "decode": "TEXT"}[sub], fs.NArg())
+	if len(pos) != 1 {
+		return usageErr("legacy %s takes exactly one %s argument, got %d: %q", sub, map[string]string{"encode": "IPv4 address", "decode": "TEXT"}[sub], len(pos), pos)
 	}
 	f, err := strconv.ParseFloat(*factor, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -110,7 +111,7 @@ func runLegacy(_ context.Context, e *env, args []string) error {
 	if err := l.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
-	arg := fs.Arg(0)
+	arg := pos[0]
 	if sub == "encode" {
 		ip, err := netip.ParseAddr(arg)
 		if err != nil || !ip.Is4() {

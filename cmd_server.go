@@ -54,7 +54,7 @@ func newDiscoverer(cfg *config.Config, log *slog.Logger) (*discover.Discoverer, 
 		Logger:     log.With("part", "discover"),
 	})
 	if err != nil {
-		return nil, usageErr("%s: publisher.sources: %v (presets: %s)", cfg.Path, err, strings.Join(discover.Presets(), ", "))
+		return nil, usageErr("%s: publisher: %v", cfg.Path, err)
 	}
 	return d, nil
 }
@@ -158,6 +158,9 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		Actions:    tray.Actions{PublishNow: p.PublishNow, SetPaused: p.SetPaused},
 	})
 	u.set(serverStatus(cfg.Name, p.Status()))
+	log.Info("server running", "name", cfg.Name, "check_every", cfg.Publisher.CheckEvery.D(),
+		"heartbeat_every", cfg.Publisher.HeartbeatEvery.D(), "to", strings.Join(cfg.Publisher.To, ","),
+		"ipv4_sources", len(d.Sources(discover.V4)), "ipv6_sources", len(d.Sources(discover.V6)), "format", cfg.Codec.Format)
 	return u.run(ctx, p.Run)
 }
 
@@ -208,7 +211,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("publish", publishSynopsis, true)
 	once := fs.Bool("once", false, "send one message and exit (required)")
 	var ips []string
-	fs.Func("ip", "publish this address instead of detecting it (IPv4 and/or IPv6; repeat for both)", func(s string) error {
+	fs.Func("ip", "publish `ADDR` instead of detecting the address (IPv4 and/or IPv6: repeat for both)", func(s string) error {
 		ips = append(ips, s)
 		return nil
 	})
@@ -304,7 +307,7 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 	if err != nil {
 		lines = append(lines, checkLine{item: smtpItem, err: err})
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		err := p.CheckSMTP(sctx)
 		cancel()
 		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
@@ -335,7 +338,7 @@ func checkIMAPLogin(ctx context.Context, cfg *config.Config, sec secrets) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	c, err := mailconn.DialIMAP(ctx, ep, nil)
 	if err != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"crypto/x509"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/mailconn"
+	"ipsync/publisher/discover"
 )
 
 func defaultConfigPath() (string, error) { return config.DefaultPath() }
@@ -30,12 +33,35 @@ func (e *env) loadConfig(role config.Role, log *slog.Logger) (*config.Config, er
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	if err := checkSources(cfg); err != nil {
+		return nil, err
+	}
 	if role != "" {
 		if err := cfg.Require(role); err != nil {
 			return nil, withCode(exitUsage, err)
 		}
 	}
 	return cfg, nil
+}
+
+// checkSources validates publisher.sources (presets and URLs are the
+// discover package's business, so config cannot check them) as config
+// problems with their line.
+func checkSources(cfg *config.Config) error {
+	var probs []config.Problem
+	for i, spec := range cfg.Publisher.Sources {
+		if err := discover.ValidateSpec(spec); err != nil {
+			probs = append(probs, config.Problem{
+				Key:  fmt.Sprintf("publisher.sources[%d]", i),
+				Line: cfg.KeyLine("publisher.sources"),
+				Msg:  err.Error(),
+			})
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return withCode(exitUsage, &config.Error{Path: cfg.Path, Problems: probs})
 }
 
 // secrets are the resolved secret values of a config.
@@ -61,21 +87,46 @@ func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
 	if err != nil {
 		return s, withCode(exitUsage, err)
 	}
+	where := cfg.Path + ": codec.key"
+	if cfg.Codec.Key.Kind() != "literal" {
+		where += " (" + cfg.Codec.Key.String() + ")"
+	}
 	switch role {
 	case config.RoleServer:
-		k, err := codec.ParseServerKey(text)
+		k, err := codec.ParseServerKey(serverKeyText(text))
 		if err != nil {
-			return s, usageErr("%s: codec.key: %v (the server needs the ipsync-server-1:… key from `ipsync keygen`)", cfg.Path, err)
+			return s, usageErr("%s: %v; the server needs the ipsync-server-1:… key (server.key of `ipsync keygen --out DIR`)", where, err)
 		}
 		s.server = k
 	default:
 		ks, err := codec.ParseClientKeys(text)
 		if err != nil {
-			return s, usageErr("%s: codec.key: %v (clients need the ipsync-client-1:… key from `ipsync keygen`)", cfg.Path, err)
+			msg := err.Error()
+			if !strings.Contains(msg, "keygen") {
+				msg += "; clients need the ipsync-client-1:… key (client.key of `ipsync keygen --out DIR`)"
+			}
+			return s, usageErr("%s: %s", where, msg)
 		}
 		s.clients = ks
 	}
 	return s, nil
+}
+
+// serverKeyText picks the server key out of text, so that the output of
+// `ipsync keygen` saved whole (comments, the server key, the client key)
+// works as a server key file. Text without exactly one server-key line is
+// returned as it is, for ParseServerKey to explain.
+func serverKeyText(text string) string {
+	var keys []string
+	for _, line := range strings.Split(text, "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "ipsync-server-1:") {
+			keys = append(keys, l)
+		}
+	}
+	if len(keys) == 1 {
+		return keys[0]
+	}
+	return text
 }
 
 // legacyCodec returns the legacy codec of cfg.

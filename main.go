@@ -78,8 +78,9 @@ Usage:
                                              server; no account needed
   ipsync version                             print the version
 
-Every verb takes --help. Common flags: --config FILE (default: %s),
---verbose (debug logs).
+Every verb takes --help and --verbose (debug logs). The verbs that read a
+config file (server, client, publish, fetch, check) take --config FILE
+(default: %s).
 
 Exit codes: 0 ok, 1 no valid result, 2 usage or config error, 3 mail or network error.
 `
@@ -138,6 +139,9 @@ func verbs() []verb {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version"
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		def, _ := defaultConfigPath()
 		fmt.Fprintf(stdout, mainUsage, def)
@@ -164,14 +168,31 @@ func (e *env) newFlags(name, synopsis string, withConfig bool) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n", synopsis)
 		fmt.Fprintln(fs.Output(), "\nFlags:")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
 	fs.BoolVar(&e.verbose, "verbose", false, "log debug detail")
 	if withConfig {
 		def, _ := defaultConfigPath()
-		fs.StringVar(&e.configPath, "config", "", "config file (default "+def+")")
+		fs.StringVar(&e.configPath, "config", "", "read the config from `FILE` (default "+def+")")
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as "--name value" (the flag package accepts
+// one dash or two; the synopses use two).
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			line += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output(), line)
+	})
 }
 
 // parse parses args; --help prints the usage to stdout and returns
@@ -189,9 +210,37 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 	}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return usageErr("%s: %v (see `%s --help`)", fs.Name(), err, fs.Name())
+		hint := ""
+		if strings.Contains(err.Error(), "flag provided but not defined: -") {
+			if undefined := err.Error()[strings.LastIndex(err.Error(), "-")+1:]; undefined != "" && (undefined[0] >= '0' && undefined[0] <= '9' || undefined[0] == '.') {
+				hint = "; an argument that starts with '-' goes after --"
+			}
+		}
+		return usageErr("%s: %v%s (see `%s --help`)", fs.Name(), err, hint, fs.Name())
 	}
 	return nil
+}
+
+// parseInterspersed is parse for verbs whose flags may also follow their
+// arguments ("legacy encode 1.2.3.4 --factor 2"); everything after "--" is
+// an argument. It returns the arguments.
+func (e *env) parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := e.parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		used := len(args) - len(rest)
+		switch {
+		case len(rest) == 0:
+			return pos, nil
+		case used > 0 && args[used-1] == "--":
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 // logger returns the process logger: text to stderr, Info (or Debug with

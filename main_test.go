@@ -314,3 +314,41 @@ func TestLegacyEndToEnd(t *testing.T) {
 		t.Errorf("legacy publish of an IPv6-only address = %d %q, want exit %d naming IPv4 only", code, errOut, exitUsage)
 	}
 }
+
+func TestCheckPicksRoleAndReportsSources(t *testing.T) {
+	e := newE2E(t)
+	// No role: key in the file, so check infers it from codec.key.
+	cfg := strings.Replace(mustRead(t, e.clientCfg), "role: client\n", "", 1)
+	p := filepath.Join(filepath.Dir(e.clientCfg), "norole.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "check", "--config", p)
+	if code != exitOK || !strings.Contains(out, "NOTE checking the client role: codec.key holds a client key") || strings.Contains(out, "server secrets") {
+		t.Errorf("check without a role = %d\n%s", code, out)
+	}
+	// An unknown source preset is a config problem with its line.
+	bad := mustRead(t, e.serverCfg) + "publisher:\n  sources: [ipify, aws]\n"
+	p = filepath.Join(filepath.Dir(e.serverCfg), "badsource.yaml")
+	if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "check", "--config", p)
+	if code != exitUsage || !strings.Contains(out, "FAIL config "+p+": line 13: publisher.sources[1]: source \"aws\": not a preset") {
+		t.Errorf("check with an unknown preset = %d\n%s", code, out)
+	}
+}
+
+func TestLegacyFlagsAfterArgument(t *testing.T) {
+	code, out, errOut := runCLI(t, "legacy", "encode", "192.168.0.1", "--factor", "-9.616013867352109", "--alphabet", "odzmtaciru", "--padding", "befghjklnpqsvwxy")
+	if code != exitOK || !strings.HasPrefix(out, "-5538.823987594815m") {
+		t.Errorf("legacy encode ADDR --flags = %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "legacy", "decode", "--factor", "2", "--alphabet", "odzmtaciru", "-5538.8x")
+	if code != exitUsage || !strings.Contains(errOut, "goes after --") {
+		t.Errorf("legacy decode of a negative TEXT without -- = %d %q, want a hint about --", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "--version"); code != exitOK || !strings.HasPrefix(out, "ipsync ") {
+		t.Errorf("ipsync --version = %d %q", code, out)
+	}
+}
