@@ -213,7 +213,14 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 		return nil
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s via %s: %w (%w)", what, ep.Addr(), context.Cause(ctx), err)
+		// The session was cut by ctx; what go-mail saw then (a read on a
+		// closed connection) says nothing more, and is in the debug log.
+		cause := context.Cause(ctx)
+		if errors.Is(cause, errSMTPTimeout) {
+			return fmt.Errorf("%s via %s: %w after %s (a server that accepts the connection and then stays silent often means a tls mode that does not fit the port: %s)",
+				what, ep.Addr(), cause, s.opts.Timeout, mode)
+		}
+		return fmt.Errorf("%s via %s: %w", what, ep.Addr(), cause)
 	}
 	if isPermanent(err) {
 		return fmt.Errorf("%s via %s: %w: %w", what, ep.Addr(), ErrRejected, err)
