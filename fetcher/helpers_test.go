@@ -374,12 +374,16 @@ func mustPool(t testing.TB, pem []byte) *x509.CertPool {
 // waitConnsClosed waits until the server has seen every IMAP connection
 // close: a client's LOGOUT returns before the server's side of the socket
 // is gone, and a stats reset must not count that connection.
-func (e *env) waitConnsClosed(t testing.TB) {
+func (e *env) waitConnsClosed(t testing.TB) { e.waitConnsAtMost(t, 0) }
+
+// waitConnsAtMost waits until the server has at most n IMAP connections
+// open (see waitConnsClosed).
+func (e *env) waitConnsAtMost(t testing.TB, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for e.srv.Stats().IMAPConnsOpen != 0 {
+	for e.srv.Stats().IMAPConnsOpen > n {
 		if time.Now().After(deadline) {
 			t.Fatalf("IMAP connections still open on the server: %d", e.srv.Stats().IMAPConnsOpen)
 		}
