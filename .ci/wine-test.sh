@@ -120,7 +120,7 @@ step() { n=$((n + 1)); shot "$shots/$(printf %02d $n)-$1.png"; }
 in_log() { [ -f "$client_log" ] && grep -Eq -- "$1" "$client_log"; }
 wait_for 60 "the client's log file $client_log" test -f "$client_log"
 wait_for 60 "the client to read $first (log: msg=\"server address received\" ipv4=$first)" \
-	in_log "msg=\"server address received\" name=office ipv4=$first"
+	in_log "msg=\"server address received\".* name=office ipv4=$first "
 
 # The tray icon: the only thing in the taskbar's right end that is not the
 # taskbar's own colour.
@@ -227,7 +227,7 @@ xdotool click 1
 wait_for 30 "a fetch after clicking Fetch now (log: msg=\"poll session\")" \
 	test "$(grep -c 'msg="poll session"' "$client_log")" -gt "$polls"
 wait_for 30 "the client to accept $second after Fetch now (log: msg=\"server address changed\" ipv4=$second)" \
-	in_log "msg=\"server address changed\" name=office ipv4=$second .*previous_ipv4=$first"
+	in_log "msg=\"server address changed\".* name=office ipv4=$second .*previous_ipv4=$first"
 log "Fetch now: the client fetched and accepted $second (previous $first)"
 
 # --- Start at login (the HKCU Run key) ---------------------------------------
