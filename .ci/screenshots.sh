@@ -143,7 +143,7 @@ bbox() {
 
 icon_shown() {
 	kill -0 "$demo" 2>/dev/null || die "ipsync demo exited early (see $work/demo.log)"
-	grep -q '^client  shows' "$work/demo.log" || return 1
+	grep -q '^client  *shows' "$work/demo.log" || return 1
 	shot "$work/now.png"
 	# Only the panel strip: the icon appears there.
 	convert "$work/now.png" -crop ${W}x40+0+0 +repage "$work/now-panel.png"
