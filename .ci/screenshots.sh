@@ -10,7 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-out=$root/docs/screenshots
+# SCREENSHOTS_OUT: where to write (make test uses a folder under bin/, so
+# that a test run does not rewrite the committed pictures).
+out=${SCREENSHOTS_OUT:-$root/docs/screenshots}
+mkdir -p "$out"
 bin=$root/bin/ipsync
 
 me=screenshots

@@ -257,10 +257,13 @@ sleep 0.7
 shot "$work/menu.png"
 cp "$work/menu.png" "$shots/$(printf %02d $((n + 1)))-menu-after-fetch.png"
 n=$((n + 1))
-mkdir -p docs/screenshots
+# SCREENSHOTS_OUT: where the picture goes (make test uses a folder under
+# bin/, so that a test run does not rewrite the committed one).
+out=${SCREENSHOTS_OUT:-docs/screenshots}
+mkdir -p "$out"
 x0=$((mx - 24)) y0=$((my - 24))
-convert "$work/menu.png" -crop $((W - x0))x$((H - y0))+$x0+$y0 +repage docs/screenshots/windows-tray-menu.png
-log "wrote docs/screenshots/windows-tray-menu.png"
+convert "$work/menu.png" -crop $((W - x0))x$((H - y0))+$x0+$y0 +repage "$out/windows-tray-menu.png"
+log "wrote $out/windows-tray-menu.png"
 
 qy=$(((seps[2] + my + mh) / 2))
 xdotool mousemove $((mx + 60)) "$qy" click 1
