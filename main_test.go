@@ -255,17 +255,7 @@ func mustRead(t *testing.T, p string) string {
 
 func TestCheckServerAgainstLoopback(t *testing.T) {
 	e := newE2E(t)
-	cert, _, err := loopmail.SelfSignedCert(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	echo, err := ipecho.Start(ctx, ipecho.Options{Cert: cert, IPv4: netip.MustParseAddr("203.0.113.5")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
+	echo := startEcho(t, "203.0.113.5")
 	// The stand-in answers with a documentation address, which production
 	// validation must reject: the source lines fail, the mail lines pass.
 	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
@@ -351,4 +341,20 @@ func TestLegacyFlagsAfterArgument(t *testing.T) {
 	if code, out, _ := runCLI(t, "--version"); code != exitOK || !strings.HasPrefix(out, "ipsync ") {
 		t.Errorf("ipsync --version = %d %q", code, out)
 	}
+}
+
+// startEcho starts a loopback stand-in for the public "what is my IP"
+// services answering ipv4; it stops when t ends.
+func startEcho(t testing.TB, ipv4 string) *ipecho.Server {
+	t.Helper()
+	cert, _, err := loopmail.SelfSignedCert(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo, err := ipecho.Start(t.Context(), ipecho.Options{Cert: cert, IPv4: netip.MustParseAddr(ipv4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	return echo
 }

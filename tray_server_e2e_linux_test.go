@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"ipsync/internal/dbustest"
-	"ipsync/ipecho"
-	"ipsync/loopmail"
 )
 
 // TestServerTrayOverDBus runs the real `ipsync server` with its tray on a
@@ -26,17 +21,7 @@ func TestServerTrayOverDBus(t *testing.T) {
 	e := newE2E(t)
 	publishIP(t, e, "8.8.4.4")
 
-	cert, _, err := loopmail.SelfSignedCert(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	echo, err := ipecho.Start(ctx, ipecho.Options{Cert: cert, IPv4: netip.MustParseAddr("203.0.113.9")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
+	echo := startEcho(t, "203.0.113.9")
 	appendFile(t, e.serverCfg, "publisher:\n  sources: ["+echo.DNSURL()+"]\n  agree: 1\n  ipv6: off\n")
 
 	c := startTrayRole(t, d.Addr, "server", e.serverCfg)

@@ -43,3 +43,14 @@ stop_pids() {
 		kill -9 "$p" 2>/dev/null || true
 	done
 }
+
+# start_xvfb W H: starts Xvfb on a free display of W×H, adds it to pids,
+# exports DISPLAY and waits until it answers. Needs $work, pids and xdotool.
+start_xvfb() {
+	Xvfb -displayfd 3 -screen 0 "${1}x${2}x24" -nolisten tcp -noreset 3>"$work/displayfd" >"$work/xvfb.log" 2>&1 &
+	pids+=($!)
+	wait_for 20 "Xvfb to start" test -s "$work/displayfd"
+	export DISPLAY=:$(head -n1 "$work/displayfd")
+	wait_for 20 "display $DISPLAY" xdotool getdisplaygeometry
+	log "Xvfb on $DISPLAY"
+}

@@ -100,12 +100,7 @@ EOF
 
 # --- display and bus --------------------------------------------------------
 W=1024 H=768
-Xvfb -displayfd 3 -screen 0 ${W}x${H}x24 -nolisten tcp -noreset 3>"$work/displayfd" >"$work/xvfb.log" 2>&1 &
-pids+=($!)
-wait_for 20 "Xvfb to start" test -s "$work/displayfd"
-export DISPLAY=:$(head -n1 "$work/displayfd")
-wait_for 20 "display $DISPLAY" xdotool getdisplaygeometry
-log "Xvfb on $DISPLAY"
+start_xvfb "$W" "$H"
 
 dbus-daemon --session --nofork --address="unix:path=$work/bus" >"$work/dbus.log" 2>&1 &
 pids+=($!)
