@@ -71,7 +71,7 @@ staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
 	GOOS=windows $(STATICCHECK) ./...
 
-lint: fmt-check vet staticcheck
+lint: fmt-check vet staticcheck tidy-check
 
 tidy-check:
 	$(GO) mod tidy -diff
