@@ -22,7 +22,7 @@ help:
 	@echo "make demo         run the product against a built-in loopback mail server (no account needed)"
 	@echo "make test         fmt-check, vet, staticcheck, go test -race ./..., cross builds, tray in xfce4-panel and under Wine"
 	@echo "make build        build $(BIN)/ipsync (stripped)"
-	@echo "make lint         fmt-check, vet, staticcheck"
+	@echo "make lint         fmt-check, vet, staticcheck, tidy-check"
 	@echo "make fuzz         run every fuzz target for FUZZTIME (default 60s) each"
 	@echo "make bench        run the benchmarks"
 	@echo "make cross        build for linux/amd64, linux/arm64, windows/amd64"
