@@ -63,6 +63,8 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		if r := roleFromKey(cfg); r != "" {
 			roles = []config.Role{r}
 			fmt.Fprintf(e.stdout, "NOTE checking the %s role: codec.key holds a %s key (set role: in the file, or --role, to choose)\n", r, r)
+		} else {
+			fmt.Fprintln(e.stdout, "NOTE checking both roles: the file names no role and codec.key does not tell (set role: in the file, or --role, to choose)")
 		}
 	}
 	for _, w := range cfg.Warnings {

@@ -211,8 +211,9 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		hint := ""
-		if strings.Contains(err.Error(), "flag provided but not defined: -") {
-			if undefined := err.Error()[strings.LastIndex(err.Error(), "-")+1:]; undefined != "" && (undefined[0] >= '0' && undefined[0] <= '9' || undefined[0] == '.') {
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok {
+			// "-5538.8…" is an argument that looks like a flag.
+			if name = strings.TrimLeft(name, "-"); name != "" && (name[0] >= '0' && name[0] <= '9' || name[0] == '.') {
 				hint = "; an argument that starts with '-' goes after --"
 			}
 		}

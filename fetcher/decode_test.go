@@ -57,6 +57,8 @@ func TestClassifyLimit(t *testing.T) {
 		{"unavailable", &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "try later"}, "", true},
 		{"wrong password", &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Invalid credentials"}, "", false},
 		{"network", errors.New("connection refused"), "", false},
+		{"locked after bad passwords", &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Too many login failures, try again later"}, "", false},
+		{"expired", &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: "password expired, try again later"}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

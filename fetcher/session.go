@@ -49,7 +49,9 @@ func isLimitText(s string) bool {
 // classify turns an error from connecting or logging in into errLimit when
 // it is a connection-limit refusal or throttling: a [LIMIT] or
 // [UNAVAILABLE] code, a known provider text, or a BYE at greeting or on
-// LOGIN (bye is the text of a BYE the server sent, if any).
+// LOGIN (bye is the text of a BYE the server sent, if any). A login refused
+// with [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED] or [EXPIRED] is never
+// a limit, whatever its text.
 func classify(err error, bye string) error {
 	if err == nil || errors.Is(err, errLimit) {
 		return err
@@ -57,6 +59,12 @@ func classify(err error, bye string) error {
 	limited := bye != "" || isLimitText(err.Error())
 	var ie *imap.Error
 	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
+			// A refused login is the user's to fix, even when the text
+			// says "too many login failures, try again later".
+			return err
+		}
 		switch {
 		case ie.Type == imap.StatusResponseTypeBye,
 			ie.Code == imap.ResponseCodeLimit,

@@ -153,3 +153,27 @@ func TestSwitchedOffFamilyIsNotHeld(t *testing.T) {
 		}
 	})
 }
+
+// TestRunOnceDoesNotHold: a one-off run publishes what its check found, so
+// a family that is gone is not re-sent by every `publish --once`.
+func TestRunOnceDoesNotHold(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		v4, v6 := netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("2001:db8::2")
+		store := &memStore{}
+		for i, found := range []Addrs{{IPv4: v4, IPv6: v6}, {IPv4: v4}} {
+			m := &recMailer{t: t}
+			p, err := New(baseOptions(&fakeDisc{a: found}, m, store))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, err := p.RunOnce(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sent.Addrs != found {
+				t.Errorf("run %d: RunOnce sent %v, want what the check found, %v", i, sent.Addrs, found)
+			}
+		}
+	})
+}

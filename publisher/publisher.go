@@ -461,12 +461,13 @@ func (p *Publisher) PublishNow() {
 
 // RunOnce checks the address and publishes it now, once, ignoring the
 // pause switch and the schedule (for `ipsync publish --once`). It does not
-// retry: the error says what failed. A family the check does not find is
-// kept from the last published address (see Options.MissingChecks).
-// Retention, if configured, runs after a successful send; its failure is
-// only logged.
+// retry: the error says what failed. It publishes what this check found:
+// a one-off run has no earlier checks to tell a brief failure from a family
+// that is gone (Options.MissingChecks is for the loop), and holding a
+// family in every run would keep it forever. Retention, if configured,
+// runs after a successful send; its failure is only logged.
 func (p *Publisher) RunOnce(ctx context.Context) (Sent, error) {
-	if _, err := p.check(ctx); err != nil {
+	if _, err := p.checkOnce(ctx, false); err != nil {
 		return Sent{}, err
 	}
 	p.mu.Lock()
@@ -685,6 +686,12 @@ func (p *Publisher) heartbeatLocked() time.Time {
 // check asks the discoverer and records the result; changed reports a new
 // address.
 func (p *Publisher) check(ctx context.Context) (changed bool, err error) {
+	return p.checkOnce(ctx, true)
+}
+
+// checkOnce is check; hold says whether a family missing from this check
+// is held (the loop) or dropped at once (RunOnce).
+func (p *Publisher) checkOnce(ctx context.Context, hold bool) (changed bool, err error) {
 	if p.opts.Discoverer == nil {
 		return false, ErrNoDiscoverer
 	}
@@ -709,7 +716,9 @@ func (p *Publisher) check(ctx context.Context) (changed bool, err error) {
 		p.checkErr, p.checkAt = err, now
 	default:
 		p.checkErr = nil
-		addrs = p.holdMissingLocked(addrs)
+		if hold {
+			addrs = p.holdMissingLocked(addrs)
+		}
 		changed = addrs != p.current
 		old := p.current
 		p.current = addrs
