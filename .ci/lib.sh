@@ -62,3 +62,17 @@ start_xvfb() {
 	wait_for 20 "display $DISPLAY" xdotool getdisplaygeometry
 	log "Xvfb on $DISPLAY"
 }
+
+# shot FILE: a screenshot of the whole display.
+shot() { import -silent -window root "$1"; }
+
+# bbox A B [FUZZ%]: prints "W H X Y" of the region where the pictures A and
+# B differ (fuzz 8% by default), or nothing when they are the same.
+bbox() {
+	local g
+	g=$(convert "$1" "$2" -compose difference -composite -fuzz "${3:-8}%" -trim \
+		-format '%w %h %X %Y' info: 2>/dev/null) || return 0
+	# -trim of an all-equal picture leaves a 1x1 image with a negative offset.
+	case $g in 1\ 1\ -*) return 0 ;; esac
+	echo "${g//+/}"
+}

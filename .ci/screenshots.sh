@@ -120,24 +120,12 @@ pids+=($!)
 wait_for 30 "xfce4-panel's StatusNotifierWatcher" bus_has org.kde.StatusNotifierWatcher
 wait_for 30 "the panel window" xdotool search --onlyvisible --class xfce4-panel
 sleep 1 # let the panel draw
-shot() { import -silent -window root "$1"; }
 shot "$work/before.png"
 
 # --- the demo ---------------------------------------------------------------
 "$bin" demo --change-every 6s --for 90s >"$work/demo.log" 2>&1 &
 pids+=($!)
 demo=$!
-
-# bbox A B [fuzz]: prints "W H X Y" of the region where images A and B differ,
-# or nothing when they are the same.
-bbox() {
-	local g
-	g=$(convert "$1" "$2" -compose difference -composite -fuzz "${3:-8}%" -trim \
-		-format '%w %h %X %Y' info: 2>/dev/null) || return 0
-	# -trim of an all-equal picture leaves a 1x1 image with a negative offset.
-	case $g in 1\ 1\ -*) return 0 ;; esac
-	echo "${g//+/}"
-}
 
 icon_shown() {
 	kill -0 "$demo" 2>/dev/null || die "ipsync demo exited early (see $work/demo.log)"

@@ -107,7 +107,6 @@ wine explorer /desktop=shell,${W}x${H} "$(winepath -w "$root/bin/ipsync.exe")" c
 	>"$work/client.stdout" 2>"$work/client.stderr" &
 pids+=($!)
 client_pid=$!
-shot() { import -silent -window root "$1"; }
 n=0
 step() { n=$((n + 1)); shot "$shots/$(printf %02d $n)-$1.png"; }
 
@@ -134,14 +133,6 @@ cx=$((W - tray_w + ix + iw / 2)) cy=$((H - 18 + iy + ih / 2))
 log "tray icon at ${cx},${cy} (${iw}x${ih})"
 step icon
 
-# bbox A B: "W H X Y" of the region where pictures A and B differ, or nothing.
-bbox() {
-	local g
-	g=$(convert "$1" "$2" -compose difference -composite -fuzz 8% -trim \
-		-format '%w %h %X %Y' info: 2>/dev/null) || return 0
-	case $g in 1\ 1\ -*) return 0 ;; esac
-	echo "${g//+/}"
-}
 # away: the pointer off the icon and any menu closed, then a reference shot.
 away() {
 	xdotool mousemove 300 300 click 1
