@@ -213,7 +213,6 @@ func TestSendAndFetch(t *testing.T) {
 
 func TestSMTPRefusals(t *testing.T) {
 	t.Parallel()
-	var smtpErr *smtp.SMTPError
 	tests := []struct {
 		name     string
 		mode     TLSMode
@@ -269,6 +268,7 @@ func TestSMTPRefusals(t *testing.T) {
 			c := smtp.NewClient(dial(t, s.SMTPAddr())) // no TLS, even in starttls mode
 			defer c.Close()
 			err := tt.run(c)
+			var smtpErr *smtp.SMTPError
 			if !errors.As(err, &smtpErr) || smtpErr.Code != tt.wantCode {
 				t.Fatalf("%s: error = %v, want SMTP code %d", tt.name, err, tt.wantCode)
 			}
