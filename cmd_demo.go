@@ -194,22 +194,40 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 	}
 	smtpEP := endpointOf(d.mail.SMTPAddr(), roots)
 	imapEP := endpointOf(d.mail.IMAPAddr(), roots)
+	serverLog := log.With("role", "server")
+	mailer, err := publisher.NewSMTPMailer(publisher.SMTPOptions{
+		Endpoint: smtpEP,
+		Username: demoUser,
+		Password: password,
+		Logger:   serverLog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pruner, err := publisher.NewIMAPPruner(publisher.RetentionOptions{
+		IMAP:         imapEP,
+		Username:     demoUser,
+		Password:     password,
+		KeepMessages: 10,
+		Logger:       serverLog,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.publisher, err = publisher.New(publisher.Options{
 		Name:           demoName,
 		From:           demoUser,
-		SMTP:           smtpEP,
-		Username:       demoUser,
-		Password:       password,
+		Mailer:         mailer,
 		Encode:         func(p codec.Payload) (string, error) { return codec.Seal(p, d.key, nil) },
-		Discoverer:     discoverAdapter{disc},
+		Finder:         discoverAdapter{disc},
 		CheckEvery:     demoCheckEvery,
 		HeartbeatEvery: time.Minute,
 		SeqFloor:       publisher.UnixSeq,
 		RetryMin:       time.Second,
 		RetryMax:       5 * time.Second,
-		StatePath:      filepath.Join(d.dir, "server.json"),
-		Retention:      &publisher.RetentionOptions{IMAP: imapEP, KeepMessages: 10},
-		Logger:         log.With("role", "server"),
+		Store:          publisher.FileStore{Path: filepath.Join(d.dir, "server.json")},
+		Pruner:         pruner,
+		Logger:         serverLog,
 	})
 	if err != nil {
 		return nil, err
