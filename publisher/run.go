@@ -58,20 +58,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 			s.checked(now, changed)
 		}
 		if s.sendDue(now, p.sendState()) {
-			_, err := p.publishCurrent(ctx)
+			p.attempt(ctx, s, &prunes)
 			if ctx.Err() != nil {
 				return nil
-			}
-			s.sent(p.now(), err, p.draw)
-			switch {
-			case err == nil:
-				p.startPrune(ctx, &prunes)
-			case errors.Is(err, ErrNoAddress):
-			case errors.Is(err, ErrRejected):
-				p.log.Error("mail server refused the message permanently; not retrying until the address "+
-					"changes, Publish now, or the next heartbeat time", "retry_at", s.retryAt, "err", err)
-			default:
-				p.log.Warn("publishing failed; will retry", "retry_at", s.retryAt, "err", err)
 			}
 		}
 
@@ -86,6 +75,27 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.wake:
 			timer.Stop()
 		}
+	}
+}
+
+// attempt publishes the newest known address and records the outcome in s
+// (unless ctx has ended); after a successful send it starts retention,
+// tracked by prunes.
+func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitGroup) {
+	_, err := p.publishCurrent(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	s.sent(p.now(), err, p.draw)
+	switch {
+	case err == nil:
+		p.startPrune(ctx, prunes)
+	case errors.Is(err, ErrNoAddress):
+	case errors.Is(err, ErrRejected):
+		p.log.Error("mail server refused the message permanently; not retrying until the address "+
+			"changes, Publish now, or the next heartbeat time", "retry_at", s.retryAt, "err", err)
+	default:
+		p.log.Warn("publishing failed; will retry", "retry_at", s.retryAt, "err", err)
 	}
 }
 
