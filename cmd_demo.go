@@ -192,25 +192,8 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	smtpEP := endpointOf(d.mail.SMTPAddr(), roots)
 	imapEP := endpointOf(d.mail.IMAPAddr(), roots)
-	d.publisher, err = publisher.New(publisher.Options{
-		Name:           demoName,
-		From:           demoUser,
-		SMTP:           smtpEP,
-		Username:       demoUser,
-		Password:       password,
-		Encode:         func(p codec.Payload) (string, error) { return codec.Seal(p, d.key, nil) },
-		Discoverer:     discoverAdapter{disc},
-		CheckEvery:     demoCheckEvery,
-		HeartbeatEvery: time.Minute,
-		SeqFloor:       publisher.UnixSeq,
-		RetryMin:       time.Second,
-		RetryMax:       5 * time.Second,
-		StatePath:      filepath.Join(d.dir, "server.json"),
-		Retention:      &publisher.RetentionOptions{IMAP: imapEP, KeepMessages: 10},
-		Logger:         log.With("role", "server"),
-	})
+	d.publisher, err = d.newPublisher(endpointOf(d.mail.SMTPAddr(), roots), imapEP, password, disc, log.With("role", "server"))
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +211,45 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// newPublisher builds the demo's server role: it sends through smtp and
+// keeps the newest 10 messages on imap, both as demoUser with password.
+func (d *demo) newPublisher(smtp, imap mailconn.Endpoint, password string, disc *discover.Discoverer, log *slog.Logger) (*publisher.Publisher, error) {
+	mailer, err := publisher.NewSMTPMailer(publisher.SMTPOptions{
+		Endpoint: smtp,
+		Username: demoUser,
+		Password: password,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pruner, err := publisher.NewIMAPPruner(publisher.RetentionOptions{
+		IMAP:         imap,
+		Username:     demoUser,
+		Password:     password,
+		KeepMessages: 10,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return publisher.New(publisher.Options{
+		Name:           demoName,
+		From:           demoUser,
+		Mailer:         mailer,
+		Encode:         func(p codec.Payload) (string, error) { return codec.Seal(p, d.key, nil) },
+		Finder:         discoverAdapter{disc},
+		CheckEvery:     demoCheckEvery,
+		HeartbeatEvery: time.Minute,
+		SeqFloor:       publisher.UnixSeq,
+		RetryMin:       time.Second,
+		RetryMax:       5 * time.Second,
+		Store:          publisher.FileStore{Path: filepath.Join(d.dir, "server.json")},
+		Pruner:         pruner,
+		Logger:         log,
+	})
 }
 
 func endpointOf(addr string, roots *x509.CertPool) mailconn.Endpoint {

@@ -34,10 +34,10 @@ detection) and sends one message, then prints what it sent.
 Exit 0 when sent, 1 when no address could be agreed, 2 for a config error,
 3 for a mail or network error.`
 
-// discoverAdapter adapts a discover.Discoverer to publisher.Discoverer.
+// discoverAdapter adapts a discover.Discoverer to publisher.Finder.
 type discoverAdapter struct{ d *discover.Discoverer }
 
-func (a discoverAdapter) Discover(ctx context.Context) (publisher.Addrs, error) {
+func (a discoverAdapter) Find(ctx context.Context) (publisher.Addrs, error) {
 	r, err := a.d.Discover(ctx)
 	return publisher.Addrs{IPv4: r.IPv4, IPv6: r.IPv6}, err
 }
@@ -75,42 +75,38 @@ func encoder(cfg *config.Config, sec secrets) func(codec.Payload) (string, error
 	return func(p codec.Payload) (string, error) { return codec.Seal(p, key, nil) }
 }
 
-// newPublisher builds the publisher of cfg; d may be nil for --ip.
-func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *slog.Logger, onStatus func(publisher.Status)) (*publisher.Publisher, error) {
-	smtp, imap, err := endpoints(cfg)
+// newPublisher builds the publisher of cfg with its mailer, state store
+// and mailbox retention; f may be nil for --ip.
+func newPublisher(cfg *config.Config, sec secrets, f publisher.Finder, log *slog.Logger, onStatus func(publisher.Status)) (*publisher.Publisher, error) {
+	log = log.With("role", "server")
+	mailer, err := newMailer(cfg, sec, log)
 	if err != nil {
 		return nil, err
 	}
-	statePath, err := cfg.StatePath("server-" + cfg.Name + ".json")
+	store, err := newStore(cfg)
 	if err != nil {
-		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
+		return nil, err
 	}
-	var retention *publisher.RetentionOptions
-	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
-		retention = &publisher.RetentionOptions{
-			IMAP:         imap,
-			Mailbox:      cfg.Mail.IMAP.Mailbox,
-			KeepMessages: *cfg.Publisher.KeepMessages,
-		}
+	pruner, err := newPruner(cfg, sec, log)
+	if err != nil {
+		return nil, err
 	}
 	p, err := publisher.New(publisher.Options{
 		Name:           cfg.Name,
 		Subject:        cfg.Publisher.Subject,
 		From:           cfg.Mail.Address,
 		To:             cfg.Publisher.To,
-		SMTP:           smtp,
-		Username:       cfg.Mail.Username,
-		Password:       sec.password,
+		Mailer:         mailer,
 		Encode:         encoder(cfg, sec),
-		Discoverer:     d,
+		Finder:         f,
 		CheckEvery:     cfg.Publisher.CheckEvery.D(),
 		HeartbeatEvery: cfg.Publisher.HeartbeatEvery.D(),
 		SeqFloor:       publisher.UnixSeq,
 		IPv4Off:        cfg.Publisher.IPv4 == "off",
 		IPv6Off:        cfg.Publisher.IPv6 == "off",
-		StatePath:      statePath,
-		Retention:      retention,
-		Logger:         log.With("role", "server"),
+		Store:          store,
+		Pruner:         pruner,
+		Logger:         log,
 		OnStatus:       onStatus,
 	})
 	if err != nil {
@@ -141,22 +137,26 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var u *ui
-	p, err := newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
-		if u != nil {
-			u.set(serverStatus(cfg.Name, s))
-		}
-	})
-	if err != nil {
-		return err
-	}
-	u = startUI(ctx, e, log, *headless, tray.Options{
+	// The tray comes first, so that every status the publisher reports
+	// has somewhere to go. The tray calls its actions only while it runs
+	// (u.run, below), by when p is set.
+	var p *publisher.Publisher
+	u := startUI(ctx, e, log, *headless, tray.Options{
 		Role:       tray.RoleServer,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
 		NoNotify:   !cfg.NotifyEnabled(),
-		Actions:    tray.Actions{PublishNow: p.PublishNow, SetPaused: p.SetPaused},
+		Actions: tray.Actions{
+			PublishNow: func() { p.PublishNow() },
+			SetPaused:  func(paused bool) { p.SetPaused(paused) },
+		},
 	})
+	p, err = newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
+		u.set(serverStatus(cfg.Name, s))
+	})
+	if err != nil {
+		return err
+	}
 	u.set(serverStatus(cfg.Name, p.Status()))
 	log.Info("server running", "name", cfg.Name, "check_every", cfg.Publisher.CheckEvery.D(),
 		"heartbeat_every", cfg.Publisher.HeartbeatEvery.D(), "to", strings.Join(cfg.Publisher.To, ","),
@@ -240,7 +240,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var d publisher.Discoverer
+	var d publisher.Finder
 	if addrs.IsZero() {
 		dd, err := newDiscoverer(cfg, log)
 		if err != nil {
@@ -303,12 +303,12 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 	quiet := slog.New(slog.DiscardHandler)
 	var lines []checkLine
 	smtpItem := fmt.Sprintf("smtp %s:%d (%s) login", cfg.Mail.SMTP.Host, cfg.Mail.SMTP.Port, cfg.Mail.SMTP.TLS)
-	p, err := newPublisher(cfg, sec, nil, quiet, nil)
+	m, err := newMailer(cfg, sec, quiet)
 	if err != nil {
 		lines = append(lines, checkLine{item: smtpItem, err: err})
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
-		err := p.CheckSMTP(sctx)
+		err := m.Check(sctx)
 		cancel()
 		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ipsync/internal/dbustest"
 )
@@ -40,7 +41,7 @@ func TestServerTrayOverDBus(t *testing.T) {
 	item.WaitEntry(t, "Publish now", "disabled while paused", func(e dbustest.MenuEntry) bool {
 		return e.Props["enabled"].Value() == false
 	})
-	if !serverPaused(t, e) {
+	if !waitServerPaused(t, e, true) {
 		t.Error("state file does not record the pause")
 	}
 
@@ -48,13 +49,37 @@ func TestServerTrayOverDBus(t *testing.T) {
 	item.WaitToolTip(t, "a tooltip that is not paused", func(tip string) bool {
 		return strings.HasPrefix(tip, "office: 8.8.4.4")
 	})
-	if serverPaused(t, e) {
+	if waitServerPaused(t, e, false) {
 		t.Error("state file still records the pause after resuming")
 	}
 
 	item.ClickExit(t, "Quit")
 	if err := c.wait(t); err != nil {
 		t.Fatalf("ipsync server after Quit: %v, want exit status 0", err)
+	}
+}
+
+// waitServerPaused returns the pause switch of the server's state file once
+// it is want, or as it is after dbustest.Timeout. The publisher saves the
+// switch in the background (SetPaused must not block the tray), so the
+// file may lag the tooltip by a save; a child process gives no event to
+// wait for, so the file is read every 10ms.
+func waitServerPaused(t *testing.T, e *e2e, want bool) bool {
+	t.Helper()
+	deadline := time.NewTimer(dbustest.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got := serverPaused(t, e)
+		if got == want {
+			return got
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return got
+		}
 	}
 }
 

@@ -110,15 +110,26 @@ func (e *env) newFetcher(o fetcher.Options) *fetcher.Fetcher {
 // INBOX by m; retention, if not nil, prunes on Dovecot.
 func (e *env) newPublisher(m *appendMailer, retention *publisher.RetentionOptions) *publisher.Publisher {
 	e.t.Helper()
+	log := testLogger(e.t, slog.LevelWarn)
+	var pruner publisher.Pruner
+	if retention != nil {
+		r := *retention
+		r.Logger = log
+		pr, err := publisher.NewIMAPPruner(r)
+		if err != nil {
+			e.t.Fatalf("publisher.NewIMAPPruner: %v", err)
+		}
+		pruner = pr
+	}
 	p, err := publisher.New(publisher.Options{
-		Name:      serverName,
-		From:      fromAddr,
-		To:        []string{e.srv.User},
-		Mailer:    m,
-		Encode:    func(pl codec.Payload) (string, error) { return codec.Seal(pl, e.sk, nil) },
-		StatePath: filepath.Join(e.t.TempDir(), "publisher.json"),
-		Retention: retention,
-		Logger:    testLogger(e.t, slog.LevelWarn),
+		Name:   serverName,
+		From:   fromAddr,
+		To:     []string{e.srv.User},
+		Mailer: m,
+		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, e.sk, nil) },
+		Store:  publisher.FileStore{Path: filepath.Join(e.t.TempDir(), "publisher.json")},
+		Pruner: pruner,
+		Logger: log,
 	})
 	if err != nil {
 		e.t.Fatalf("publisher.New: %v", err)

@@ -2,11 +2,16 @@
 // address and mails it to the clients' mailboxes.
 //
 // A [Publisher] checks the address every Options.CheckEvery (default 5m)
-// through a [Discoverer], publishes at once when it changes and otherwise
+// through a [Finder], publishes at once when it changes and otherwise
 // sends a heartbeat every Options.HeartbeatEvery (default 1h). Each message
 // carries the text of Options.Encode (a sealed or legacy codec message) as a
 // text/plain body under a neutral subject, and goes to every address of
-// Options.To in one SMTP transaction ([SMTPMailer], built on go-mail).
+// Options.To in one transaction of the [Mailer] (an [SMTPMailer], built on
+// go-mail).
+//
+// The caller (main) builds the parts that touch the outside and hands them
+// in: the Mailer, the [Store] (a [FileStore]) and, for retention, the
+// [Pruner] (an [IMAPPruner]).
 //
 // Delivery is crash-safe and never reuses a sequence number: the number is
 // reserved in the state file (a [Store]) before the message is sent, and
@@ -25,9 +30,13 @@
 // missing for Options.MissingChecks checks in a row (default 3), so a brief
 // failure of one family's sources is not published as an address change.
 //
-// With Options.Retention set, the publisher deletes its own older messages
+// With Options.Pruner set, the publisher deletes its own older messages
 // from the mailbox over IMAP after each successful send, keeping the newest
 // ones; it never touches other mail.
+//
+// The pause switch (SetPaused) applies at once and is saved in the
+// background, so the tray's event goroutine never waits for the state file.
+// Options.OnStatus is called with no lock held.
 //
 // Waits use the time package's timers, so tests drive the schedule with
 // testing/synctest.

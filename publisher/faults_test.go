@@ -53,14 +53,14 @@ func newFaultRig(t *testing.T) *faultRig {
 
 func (r *faultRig) options(t *testing.T, m Mailer) Options {
 	return Options{
-		Name:       "srv1",
-		From:       alice,
-		Mailer:     m,
-		Encode:     func(p codec.Payload) (string, error) { return codec.Seal(p, r.key, rand.Reader) },
-		Discoverer: r.disc,
-		StatePath:  filepath.Join(t.TempDir(), "state.json"),
-		RetryMin:   time.Millisecond,
-		RetryMax:   5 * time.Millisecond,
+		Name:     "srv1",
+		From:     alice,
+		Mailer:   m,
+		Encode:   func(p codec.Payload) (string, error) { return codec.Seal(p, r.key, rand.Reader) },
+		Finder:   r.disc,
+		Store:    FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+		RetryMin: time.Millisecond,
+		RetryMax: 5 * time.Millisecond,
 		OnStatus: func(s Status) {
 			select {
 			case r.status <- s:

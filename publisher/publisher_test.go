@@ -53,7 +53,7 @@ func (d *fakeDisc) set(a Addrs, err error) {
 	d.a, d.err = a, err
 }
 
-func (d *fakeDisc) Discover(context.Context) (Addrs, error) {
+func (d *fakeDisc) Find(context.Context) (Addrs, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls++
@@ -120,12 +120,12 @@ func (m *recMailer) all() []attempt {
 // disk.
 type memStore struct {
 	mu    sync.Mutex
-	st    State
+	st    Record
 	full  bool
 	saves int
 }
 
-func (s *memStore) Load() (State, bool, error) {
+func (s *memStore) Load() (Record, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st, s.saves > 0, nil
@@ -133,12 +133,12 @@ func (s *memStore) Load() (State, bool, error) {
 
 // Update holds the store's lock for the whole cycle; while full, fn runs
 // but its result is not kept, as when a write fails.
-func (s *memStore) Update(_ context.Context, fn func(State, bool) State) (State, error) {
+func (s *memStore) Update(_ context.Context, fn func(Record, bool) Record) (Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := fn(s.st, s.saves > 0)
 	if s.full {
-		return State{}, errors.New("write state: no space left on device")
+		return Record{}, errors.New("write state: no space left on device")
 	}
 	s.st = st
 	s.saves++
@@ -151,7 +151,7 @@ func (s *memStore) setFull(full bool) {
 	s.full = full
 }
 
-func (s *memStore) durable() State {
+func (s *memStore) durable() Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
@@ -163,15 +163,15 @@ type loop struct {
 	stop func()
 }
 
-func baseOptions(disc Discoverer, m Mailer, s Store) Options {
+func baseOptions(disc Finder, m Mailer, s Store) Options {
 	return Options{
-		Name:       "srv1",
-		From:       alice,
-		Encode:     jsonEncode,
-		Discoverer: disc,
-		Mailer:     m,
-		Store:      s,
-		Rand:       rand.New(rand.NewPCG(1, 2)),
+		Name:   "srv1",
+		From:   alice,
+		Encode: jsonEncode,
+		Finder: disc,
+		Mailer: m,
+		Store:  s,
+		Rand:   rand.New(rand.NewPCG(1, 2)),
 	}
 }
 
@@ -327,6 +327,7 @@ func TestSchedulePaused(t *testing.T) {
 			t.Fatal(err)
 		}
 		p0.SetPaused(true)
+		p0.waitPauseSaved() // SetPaused saves in the background
 		if !store.durable().Paused {
 			t.Fatalf("saved state after SetPaused(true) = %+v, want paused", store.durable())
 		}
@@ -561,7 +562,7 @@ func TestRestartNeverReusesSequence(t *testing.T) {
 				return errors.New("connection reset")
 			}}
 			opts := baseOptions(disc, first, nil)
-			opts.StatePath = path
+			opts.Store = FileStore{Path: path}
 			p, err := New(opts)
 			if err != nil {
 				t.Fatal(err)
@@ -668,8 +669,8 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("New(valid) = %v, want nil", err)
 	}
 	p, _ := New(ok)
-	if err := p.Run(t.Context()); !errors.Is(err, ErrNoDiscoverer) {
-		t.Errorf("Run() without a discoverer = %v, want ErrNoDiscoverer", err)
+	if err := p.Run(t.Context()); !errors.Is(err, ErrNoFinder) {
+		t.Errorf("Run() without a finder = %v, want ErrNoFinder", err)
 	}
 }
 

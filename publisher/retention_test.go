@@ -93,17 +93,17 @@ func TestRetentionKeepsNewestOwnMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := New(Options{
-		Name:       "srv1",
-		From:       alice,
-		SMTP:       endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit),
-		Username:   alice,
-		Password:   password,
-		Encode:     func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
-		Discoverer: staticDiscoverer{addrA},
-		StatePath:  filepath.Join(t.TempDir(), "state.json"),
-		Retention: &RetentionOptions{
-			IMAP: endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
-		},
+		Name:   "srv1",
+		From:   alice,
+		Mailer: newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit), alice, password),
+		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
+		Finder: staticFinder{addrA},
+		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+		Pruner: newPruner(t, RetentionOptions{
+			IMAP:     endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
+			Username: alice,
+			Password: password,
+		}),
 	})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
@@ -158,15 +158,13 @@ func TestRetentionFailureDoesNotBlockPublishing(t *testing.T) {
 	}
 	imap := endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit)
 	p, err := New(Options{
-		Name:       "srv1",
-		From:       alice,
-		SMTP:       endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit),
-		Username:   alice,
-		Password:   password,
-		Encode:     func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
-		Discoverer: staticDiscoverer{addrA},
-		StatePath:  filepath.Join(t.TempDir(), "state.json"),
-		Retention:  &RetentionOptions{IMAP: imap, Username: alice, Password: "wrong", Timeout: 5 * time.Second},
+		Name:   "srv1",
+		From:   alice,
+		Mailer: newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit), alice, password),
+		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
+		Finder: staticFinder{addrA},
+		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+		Pruner: newPruner(t, RetentionOptions{IMAP: imap, Username: alice, Password: "wrong", Timeout: 5 * time.Second}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,4 +185,13 @@ func TestRetentionFailureDoesNotBlockPublishing(t *testing.T) {
 	if _, err := off.Prune(t.Context()); !errors.Is(err, ErrRetentionOff) {
 		t.Errorf("Prune() without retention = %v, want ErrRetentionOff", err)
 	}
+}
+
+func newPruner(t *testing.T, o RetentionOptions) *IMAPPruner {
+	t.Helper()
+	r, err := NewIMAPPruner(o)
+	if err != nil {
+		t.Fatalf("NewIMAPPruner() = %v", err)
+	}
+	return r
 }

@@ -208,7 +208,7 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 		stop()
 	}
 	s.log.Debug("smtp session", "what", what, "server", ep.Addr(), "tls", string(mode),
-		"took", time.Since(start), "error", err)
+		"took", time.Since(start), "err", err)
 	if err == nil {
 		return nil
 	}

@@ -238,18 +238,16 @@ func TestSMTPMailerContextEnds(t *testing.T) {
 
 // publisherFor returns a Publisher that sends through srv with the real
 // sealed codec.
-func publisherFor(t *testing.T, srv *loopmail.Server, to []string, key codec.ServerKey, disc Discoverer) *Publisher {
+func publisherFor(t *testing.T, srv *loopmail.Server, to []string, key codec.ServerKey, disc Finder) *Publisher {
 	t.Helper()
 	p, err := New(Options{
-		Name:       "srv1",
-		From:       alice,
-		To:         to,
-		SMTP:       endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit),
-		Username:   alice,
-		Password:   password,
-		Encode:     func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
-		Discoverer: disc,
-		StatePath:  filepath.Join(t.TempDir(), "state.json"),
+		Name:   "srv1",
+		From:   alice,
+		To:     to,
+		Mailer: newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit), alice, password),
+		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
+		Finder: disc,
+		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
 	})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
@@ -266,7 +264,7 @@ func TestMessageContent(t *testing.T) {
 	}
 	v4 := netip.MustParseAddr("203.0.113.7")
 	v6 := netip.MustParseAddr("2001:db8::7")
-	p := publisherFor(t, srv, []string{bob, carol}, key, staticDiscoverer{Addrs{v4, v6}})
+	p := publisherFor(t, srv, []string{bob, carol}, key, staticFinder{Addrs{v4, v6}})
 	sent, err := p.RunOnce(t.Context())
 	if err != nil {
 		t.Fatalf("RunOnce() = %v", err)
@@ -344,7 +342,7 @@ func TestOneTransactionForAllRecipients(t *testing.T) {
 		t.Fatal(err)
 	}
 	v4 := netip.MustParseAddr("198.51.100.9")
-	p := publisherFor(t, srv, []string{alice, bob, carol}, key, staticDiscoverer{Addrs{IPv4: v4}})
+	p := publisherFor(t, srv, []string{alice, bob, carol}, key, staticFinder{Addrs{IPv4: v4}})
 	if _, err := p.RunOnce(t.Context()); err != nil {
 		t.Fatalf("RunOnce() = %v", err)
 	}
@@ -363,21 +361,16 @@ func TestOneTransactionForAllRecipients(t *testing.T) {
 func TestCheckSMTP(t *testing.T) {
 	t.Parallel()
 	srv := startMail(t, loopmail.TLSStartTLS)
-	key, err := codec.GenerateServerKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := publisherFor(t, srv, nil, key, nil)
-	p.mail = newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSStartTLS), alice, password)
-	if err := p.CheckSMTP(t.Context()); err != nil {
-		t.Errorf("CheckSMTP() = %v, want nil", err)
+	m := newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSStartTLS), alice, password)
+	if err := m.Check(t.Context()); err != nil {
+		t.Errorf("Check() = %v, want nil", err)
 	}
 	if st := srv.Stats(); st.SMTPMessages != 0 {
-		t.Errorf("SMTPMessages after CheckSMTP = %d, want 0", st.SMTPMessages)
+		t.Errorf("SMTPMessages after Check = %d, want 0", st.SMTPMessages)
 	}
 }
 
-// staticDiscoverer always finds the same addresses.
-type staticDiscoverer struct{ a Addrs }
+// staticFinder always finds the same addresses.
+type staticFinder struct{ a Addrs }
 
-func (d staticDiscoverer) Discover(context.Context) (Addrs, error) { return d.a, nil }
+func (d staticFinder) Find(context.Context) (Addrs, error) { return d.a, nil }

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -9,10 +10,18 @@ import (
 	"ipsync/statefile"
 )
 
-// State is what the publisher remembers between runs.
-type State struct {
+// stateTimeout bounds one state update, most of it waiting for another
+// process that holds the state file's lock.
+const stateTimeout = 30 * time.Second
+
+// errStateTimeout is the cause of a state update that ran out of
+// stateTimeout.
+var errStateTimeout = errors.New("state file update timed out")
+
+// Record is what the publisher remembers between runs.
+type Record struct {
 	// Seq is the highest sequence number reserved so far. A number is
-	// reserved (and this State saved, under the Store's exclusion) before
+	// reserved (and this Record saved, under the Store's exclusion) before
 	// the message carrying it is sent, so the next message always uses
 	// Seq+1 and no number is reused, even after a crash between reserving
 	// and sending or by two processes sharing the state.
@@ -29,12 +38,12 @@ type State struct {
 	Paused bool `json:"paused,omitzero"`
 }
 
-// Store keeps the publisher's [State], which may be shared with other
+// Store keeps the publisher's [Record], which may be shared with other
 // processes (the service and a one-off `ipsync publish` using the same
 // configuration).
 type Store interface {
 	// Load returns the saved state; found is false when there is none yet.
-	Load() (st State, found bool, err error)
+	Load() (rec Record, found bool, err error)
 	// Update reads the saved state, passes it to fn (found is false when
 	// there is none yet) and saves what fn returns, returning that. The
 	// whole cycle must exclude every other Update of the same saved state,
@@ -43,7 +52,7 @@ type Store interface {
 	// numbers with it before it sends. fn is called at most once, while
 	// the exclusion is held, and must not call the Store. Update gives up
 	// with an error when ctx ends while it waits for the exclusion.
-	Update(ctx context.Context, fn func(saved State, found bool) State) (State, error)
+	Update(ctx context.Context, fn func(saved Record, found bool) Record) (Record, error)
 }
 
 // FileStore is a [Store] in a JSON file, written crash-safely (temporary
@@ -58,22 +67,22 @@ var _ Store = FileStore{}
 
 // Load reads the state file without locking (writes replace it atomically,
 // so a reader sees a whole file). A missing file is not an error.
-func (f FileStore) Load() (State, bool, error) {
-	var st State
-	found, err := statefile.Load(f.Path, &st)
+func (f FileStore) Load() (Record, bool, error) {
+	var rec Record
+	found, err := statefile.Load(f.Path, &rec)
 	if err != nil {
-		return State{}, false, fmt.Errorf("load publisher state: %w", err)
+		return Record{}, false, fmt.Errorf("load publisher state: %w", err)
 	}
-	return st, found, nil
+	return rec, found, nil
 }
 
 // Update locks the state file, reads it, saves fn's result atomically and
 // unlocks. It blocks while another process or FileStore holds the lock, up
 // to the end of ctx.
-func (f FileStore) Update(ctx context.Context, fn func(saved State, found bool) State) (st State, err error) {
+func (f FileStore) Update(ctx context.Context, fn func(saved Record, found bool) Record) (rec Record, err error) {
 	unlock, err := statefile.Lock(ctx, f.Path)
 	if err != nil {
-		return State{}, fmt.Errorf("lock publisher state: %w", err)
+		return Record{}, fmt.Errorf("lock publisher state: %w", err)
 	}
 	defer func() {
 		if uerr := unlock(); uerr != nil && err == nil {
@@ -82,21 +91,21 @@ func (f FileStore) Update(ctx context.Context, fn func(saved State, found bool) 
 	}()
 	saved, found, err := f.Load()
 	if err != nil {
-		return State{}, err
+		return Record{}, err
 	}
-	st = fn(saved, found)
-	if err := statefile.Save(f.Path, st); err != nil {
-		return State{}, fmt.Errorf("save publisher state to %s: %w", f.Path, err)
+	rec = fn(saved, found)
+	if err := statefile.Save(f.Path, rec); err != nil {
+		return Record{}, fmt.Errorf("save publisher state to %s: %w", f.Path, err)
 	}
-	return st, nil
+	return rec, nil
 }
 
-// merge combines this process's state st with saved, the state as another
-// process may have rewritten it since st was read. The higher reservation
+// merge combines this process's record st with saved, the record as
+// another process may have rewritten it since st was read. The higher reservation
 // wins, and so does the sent record with the higher SentSeq: that is the
 // message clients hold, whoever sent it. Paused is taken from saved unless
 // ownPause (this process changed the switch and has not saved it yet).
-func merge(st, saved State, ownPause bool) State {
+func merge(st, saved Record, ownPause bool) Record {
 	st.Seq = max(st.Seq, saved.Seq)
 	if saved.SentSeq > st.SentSeq {
 		st.SentSeq, st.SentAt, st.IPv4, st.IPv6 = saved.SentSeq, saved.SentAt, saved.IPv4, saved.IPv6
@@ -105,4 +114,40 @@ func merge(st, saved State, ownPause bool) State {
 		st.Paused = saved.Paused
 	}
 	return st
+}
+
+// save updates the saved record: under the Store's exclusion it merges this
+// process's record with the saved one (see merge), applies change if set,
+// keeps the result in memory and saves it. The in-memory record keeps the
+// result even when saving fails, so a reservation made by change is never
+// handed out twice. Saves in this process are ordered.
+func (p *Publisher) save(ctx context.Context, change func(*Record)) error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	ctx, cancel := context.WithTimeoutCause(ctx, stateTimeout, errStateTimeout)
+	defer cancel()
+	var wrotePause bool
+	saved, err := p.opts.Store.Update(ctx, func(disk Record, found bool) Record {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		rec := p.rec
+		if found {
+			rec = merge(rec, disk, p.pauseDirty)
+		}
+		if change != nil {
+			change(&rec)
+		}
+		p.rec = rec
+		wrotePause = p.pauseDirty
+		return rec
+	})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if wrotePause && p.rec.Paused == saved.Paused {
+		p.pauseDirty = false
+	}
+	p.mu.Unlock()
+	return nil
 }

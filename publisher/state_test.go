@@ -21,7 +21,7 @@ func newShared(t *testing.T, n int, path string, m Mailer) []*Publisher {
 	var ps []*Publisher
 	for range n {
 		opts := baseOptions(&fakeDisc{a: addrA}, m, nil)
-		opts.StatePath = path
+		opts.Store = FileStore{Path: path}
 		p, err := New(opts)
 		if err != nil {
 			t.Fatalf("New() = %v", err)
@@ -31,7 +31,7 @@ func newShared(t *testing.T, n int, path string, m Mailer) []*Publisher {
 	return ps
 }
 
-func loadState(t *testing.T, path string) State {
+func loadState(t *testing.T, path string) Record {
 	t.Helper()
 	st, _, err := FileStore{Path: path}.Load()
 	if err != nil {
@@ -99,7 +99,7 @@ func TestSharedStateServiceAndOneOff(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		m := &recMailer{t: t}
 		opts := baseOptions(&fakeDisc{a: addrA}, m, nil)
-		opts.StatePath = path
+		opts.Store = FileStore{Path: path}
 		l := startLoop(t, opts)
 		defer l.stop()
 		synctest.Wait() // the service sends #1 at once
@@ -163,6 +163,7 @@ func TestSharedStateKeepsOthersPause(t *testing.T) {
 	m := &recMailer{t: t}
 	ps := newShared(t, 2, path, m)
 	ps[0].SetPaused(true)
+	ps[0].waitPauseSaved() // SetPaused saves in the background
 	if _, err := ps[1].PublishAddrs(t.Context(), addrA); err != nil {
 		t.Fatalf("PublishAddrs() = %v", err)
 	}
@@ -173,6 +174,7 @@ func TestSharedStateKeepsOthersPause(t *testing.T) {
 		t.Errorf("Paused() of the other process after its save = false, want the saved true")
 	}
 	ps[0].SetPaused(false)
+	ps[0].waitPauseSaved()
 	if st := loadState(t, path); st.Paused || st.SentSeq != 1 || st.Seq != 1 {
 		t.Errorf("state file after resume = %+v, want not paused, seq 1 kept", st)
 	}

@@ -1,0 +1,113 @@
+package publisher
+
+import "time"
+
+// Status is a snapshot of the publisher for the tray and logs.
+type Status struct {
+	// Addrs is the newest known address: the last one detected, or, before
+	// any check succeeded, the last one published.
+	Addrs Addrs
+	// LastCheck is when the last check finished (zero: none yet).
+	LastCheck time.Time
+	// NextCheck is when the loop checks next (zero when Run is not active).
+	NextCheck time.Time
+	// LastSent is when the last accepted message was issued (zero: never).
+	LastSent time.Time
+	// LastSeq is the sequence number of that message.
+	LastSeq uint64
+	// SentAddrs is the address that message carried.
+	SentAddrs Addrs
+	// NextHeartbeat is when an unchanged address is published again
+	// (zero: nothing sent yet, or paused).
+	NextHeartbeat time.Time
+	// Pending is set while a publication waits for a retry.
+	Pending bool
+	// NextRetry is when that retry happens.
+	NextRetry time.Time
+	// LastError is the outstanding failure: the last send error until a
+	// send succeeds, else the last check error until a check succeeds;
+	// nil when all is well. errors.Is(LastError, ErrRejected) means the
+	// mail server refused permanently (fix the configuration).
+	LastError error
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time
+	// LastErrorSending is true when LastError is a send failure (the mail
+	// server), false when it is a failed address check (the sources).
+	LastErrorSending bool
+	// Paused is the user's pause switch (persisted).
+	Paused bool
+}
+
+// Status returns a snapshot. It does not block on I/O.
+func (p *Publisher) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// Paused reports the pause switch. It does not block on I/O.
+func (p *Publisher) Paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rec.Paused
+}
+
+// changed refreshes the status snapshot and hands it to OnStatus if it
+// differs from the last one handed over. OnStatus is called with no lock
+// held, one call at a time: while another goroutine is handing snapshots
+// over, changed leaves the newest one to it and returns at once.
+func (p *Publisher) changed() {
+	p.mu.Lock()
+	p.status = p.statusLocked()
+	if p.opts.OnStatus == nil || p.notifying {
+		p.mu.Unlock()
+		return
+	}
+	p.notifying = true
+	for !sameStatus(p.reported, p.status) {
+		s := p.status
+		p.reported = s
+		p.mu.Unlock()
+		p.opts.OnStatus(s)
+		p.mu.Lock()
+	}
+	p.notifying = false
+	p.mu.Unlock()
+}
+
+// statusLocked builds the status from the publisher's fields, keeping the
+// loop's schedule fields.
+func (p *Publisher) statusLocked() Status {
+	s := p.status
+	s.Addrs = p.current
+	s.LastSent = p.rec.SentAt
+	s.LastSeq = p.rec.SentSeq
+	s.SentAddrs = Addrs{IPv4: p.rec.IPv4, IPv6: p.rec.IPv6}
+	s.Paused = p.rec.Paused
+	s.NextHeartbeat = time.Time{}
+	if s.Paused {
+		s.Pending, s.NextRetry = false, time.Time{}
+	} else {
+		s.NextHeartbeat = heartbeatAt(p.rec.SentSeq, p.rec.SentAt, p.now(), p.opts.HeartbeatEvery)
+	}
+	switch {
+	case p.sendErr != nil:
+		s.LastError, s.LastErrorAt, s.LastErrorSending = p.sendErr, p.sendAt, true
+	case p.checkErr != nil:
+		s.LastError, s.LastErrorAt, s.LastErrorSending = p.checkErr, p.checkAt, false
+	default:
+		s.LastError, s.LastErrorAt, s.LastErrorSending = nil, time.Time{}, false
+	}
+	return s
+}
+
+// sameStatus compares snapshots; errors compare by message (an error's
+// dynamic type need not be comparable).
+func sameStatus(a, b Status) bool {
+	ae, be := a.LastError, b.LastError
+	a.LastError, b.LastError = nil, nil
+	if a != b || (ae == nil) != (be == nil) {
+		return false
+	}
+	return ae == nil || ae.Error() == be.Error()
+}

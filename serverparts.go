@@ -1,0 +1,61 @@
+package main
+
+import (
+	"log/slog"
+
+	"ipsync/config"
+	"ipsync/publisher"
+)
+
+// newMailer builds the SMTP mailer of cfg: the submission server of
+// mail.smtp, logged in as mail.username.
+func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SMTPMailer, error) {
+	smtp, _, err := endpoints(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{
+		Endpoint: smtp,
+		Username: cfg.Mail.Username,
+		Password: sec.password,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, usageErr("%s: %v", cfg.Path, err)
+	}
+	return m, nil
+}
+
+// newStore returns the server's state file of cfg, in state_dir.
+func newStore(cfg *config.Config) (publisher.FileStore, error) {
+	path, err := cfg.StatePath("server-" + cfg.Name + ".json")
+	if err != nil {
+		return publisher.FileStore{}, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	return publisher.FileStore{Path: path}, nil
+}
+
+// newPruner builds the mailbox retention of cfg over mail.imap, or returns
+// nil when it is off: no IMAP server configured, or
+// publisher.keep_messages 0.
+func newPruner(cfg *config.Config, sec secrets, log *slog.Logger) (publisher.Pruner, error) {
+	if cfg.Mail.IMAP.Host == "" || *cfg.Publisher.KeepMessages <= 0 {
+		return nil, nil
+	}
+	_, imap, err := endpoints(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := publisher.NewIMAPPruner(publisher.RetentionOptions{
+		IMAP:         imap,
+		Username:     cfg.Mail.Username,
+		Password:     sec.password,
+		Mailbox:      cfg.Mail.IMAP.Mailbox,
+		KeepMessages: *cfg.Publisher.KeepMessages,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, usageErr("%s: %v", cfg.Path, err)
+	}
+	return r, nil
+}
