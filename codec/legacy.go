@@ -2,7 +2,6 @@ package codec
 
 import (
 	crand "crypto/rand"
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -43,45 +42,76 @@ type Legacy struct {
 	Rand func(n int) int
 }
 
-// Validate reports whether l's settings are usable, naming the field and
-// the bad value when not. Encode and Decode call it first.
+// Validate reports whether l's settings are usable. A non-nil error is a
+// *LegacySettingError for the first unusable setting (factor, alphabet,
+// padding). Encode and Decode call it first.
 func (l Legacy) Validate() error {
-	switch f := l.Factor; {
-	case math.IsNaN(f) || math.IsInf(f, 0):
-		return fmt.Errorf("legacy factor is %v; want a finite number in [-10, 10], not 0", f)
-	case f == 0:
-		return errors.New("legacy factor is 0; want a number in [-10, 10], not 0")
-	case f < -10 || f > 10:
-		return fmt.Errorf("legacy factor %v is outside [-10, 10]", f)
-	}
-	if len(l.Alphabet) != 10 {
-		return fmt.Errorf("legacy alphabet %q has %d characters; want 10 distinct lower-case letters", l.Alphabet, len(l.Alphabet))
-	}
-	var seen [26]bool
-	for i := 0; i < len(l.Alphabet); i++ {
-		c := l.Alphabet[i]
-		if c < 'a' || c > 'z' {
-			return fmt.Errorf("legacy alphabet %q: character %d is not a lower-case ASCII letter", l.Alphabet, i+1)
-		}
-		if seen[c-'a'] {
-			return fmt.Errorf("legacy alphabet %q: letter %q appears twice", l.Alphabet, c)
-		}
-		seen[c-'a'] = true
-	}
-	var inPadding [26]bool
-	for i := 0; i < len(l.Padding); i++ {
-		c := l.Padding[i]
-		switch {
-		case c < 'a' || c > 'z':
-			return fmt.Errorf("legacy padding %q: character %d is not a lower-case ASCII letter", l.Padding, i+1)
-		case seen[c-'a']:
-			return fmt.Errorf("legacy padding %q: letter %q is also in the alphabet", l.Padding, c)
-		case inPadding[c-'a']:
-			return fmt.Errorf("legacy padding %q: letter %q appears twice", l.Padding, c)
-		}
-		inPadding[c-'a'] = true
+	if errs := l.SettingErrors(); len(errs) > 0 {
+		return errs[0]
 	}
 	return nil
+}
+
+// LegacySettingError says which Legacy setting is unusable and why. A
+// configuration file names the setting after its own key and shows Msg.
+type LegacySettingError struct {
+	// Setting is "factor", "alphabet" or "padding".
+	Setting string
+	// Msg gives the bad value and what would be valid, e.g.
+	// `"abc" has 3 characters; want exactly 10 different lower-case letters a-z`.
+	Msg string
+}
+
+func (e *LegacySettingError) Error() string { return "legacy " + e.Setting + " " + e.Msg }
+
+// SettingErrors returns one error per unusable setting of l, in the order
+// factor, alphabet, padding; nil when l is valid.
+func (l Legacy) SettingErrors() []*LegacySettingError {
+	var errs []*LegacySettingError
+	bad := func(setting, format string, args ...any) {
+		errs = append(errs, &LegacySettingError{Setting: setting, Msg: fmt.Sprintf(format, args...)})
+	}
+	const wantFactor = "want a number in [-10, 10] other than 0"
+	switch f := l.Factor; {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		bad("factor", "is %v; want a finite number in [-10, 10] other than 0", f)
+	case f == 0:
+		bad("factor", "is 0; "+wantFactor)
+	case f < -10 || f > 10:
+		bad("factor", "%v is outside [-10, 10]; "+wantFactor, f)
+	}
+	const wantAlphabet = "want exactly 10 different lower-case letters a-z"
+	seen, msg := letterSet(l.Alphabet, nil)
+	switch {
+	case len(l.Alphabet) != 10:
+		bad("alphabet", "%q has %d characters; "+wantAlphabet, l.Alphabet, len(l.Alphabet))
+	case msg != "":
+		bad("alphabet", "%q: %s; "+wantAlphabet, l.Alphabet, msg)
+	}
+	if _, msg := letterSet(l.Padding, &seen); msg != "" {
+		bad("padding", "%q: %s; want different lower-case letters a-z that are not in the alphabet, or none for all such letters", l.Padding, msg)
+	}
+	return errs
+}
+
+// letterSet returns the set of the letters of s, or what is wrong with s
+// when it holds something else than distinct lower-case ASCII letters or a
+// letter that is also in other.
+func letterSet(s string, other *[26]bool) ([26]bool, string) {
+	var set [26]bool
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c < 'a' || c > 'z':
+			return set, fmt.Sprintf("character %d is not a lower-case ASCII letter", i+1)
+		case other != nil && other[c-'a']:
+			return set, fmt.Sprintf("letter %q is also in the alphabet", c)
+		case set[c-'a']:
+			return set, fmt.Sprintf("letter %q appears twice", c)
+		}
+		set[c-'a'] = true
+	}
+	return set, ""
 }
 
 // pool returns the padding letters in use.

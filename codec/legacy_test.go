@@ -467,3 +467,50 @@ func BenchmarkLegacyDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestLegacySettingErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		l    Legacy
+		want []string // "setting: message start"
+	}{
+		{"valid", seedLegacy, nil},
+		{"all three", Legacy{Factor: 0, Alphabet: "abc", Padding: "a1"}, []string{
+			`factor: is 0; want a number in [-10, 10] other than 0`,
+			`alphabet: "abc" has 3 characters; want exactly 10 different lower-case letters a-z`,
+			`padding: "a1": letter 'a' is also in the alphabet;`,
+		}},
+		{"alphabet only", Legacy{Factor: 2, Alphabet: "odzmtacirr"}, []string{`alphabet: "odzmtacirr": letter 'r' appears twice;`}},
+		{"padding only", Legacy{Factor: -10, Alphabet: "odzmtaciru", Padding: "bB"}, []string{`padding: "bB": character 2 is not a lower-case ASCII letter;`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			errs := tt.l.SettingErrors()
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Setting+": "+e.Msg)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("SettingErrors() = %q, want %d errors like %q", got, len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("SettingErrors()[%d] = %q, want it to start %q", i, got[i], tt.want[i])
+				}
+			}
+			err := tt.l.Validate()
+			if len(errs) == 0 {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var se *LegacySettingError
+			if !errors.As(err, &se) || *se != *errs[0] || err.Error() != "legacy "+errs[0].Setting+" "+errs[0].Msg {
+				t.Errorf("Validate() = %v, want the first setting error %v", err, errs[0])
+			}
+		})
+	}
+}
