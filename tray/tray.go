@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -226,7 +225,7 @@ func New(opts Options) *Tray {
 	}
 	t.log = opts.Logger
 	if t.log == nil {
-		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		t.log = slog.New(slog.DiscardHandler)
 	}
 	t.notifier = opts.Notifier
 	if t.notifier == nil {
