@@ -78,10 +78,10 @@ func (c *Config) validate(_ string) []Problem {
 		add("publisher.subject", "must be one line")
 	}
 	if d := p.CheckEvery.D(); d < 10*time.Second {
-		add("publisher.check_every", "%s is too short; use at least 10s (echo services rate-limit; %s is the default)", d, short(publisher.DefaultCheckEvery))
+		add("publisher.check_every", "%s is too short; use at least 10s (echo services rate-limit; %s is the default)", d, publisher.DefaultCheckEvery)
 	}
 	if d := p.HeartbeatEvery.D(); d < time.Minute {
-		add("publisher.heartbeat_every", "%s is too short; use at least 1m (%s is the default)", d, short(publisher.DefaultHeartbeatEvery))
+		add("publisher.heartbeat_every", "%s is too short; use at least 1m (%s is the default)", d, publisher.DefaultHeartbeatEvery)
 	} else if d < p.CheckEvery.D() {
 		add("publisher.heartbeat_every", "%s is shorter than publisher.check_every (%s); make it at least as long", d, p.CheckEvery.D())
 	}
@@ -117,10 +117,10 @@ func (c *Config) validate(_ string) []Problem {
 		add("fetcher.idle", "%q must be auto, on or off", f.Idle)
 	}
 	if d := f.IdleRefresh.D(); d < time.Minute || d > 29*time.Minute {
-		add("fetcher.idle_refresh", "%s must be between 1m and 29m (RFC 9051 allows 29; %s is the default)", d, short(fetcher.DefaultIdleRefresh))
+		add("fetcher.idle_refresh", "%s must be between 1m and 29m (RFC 9051 allows 29; %s is the default)", d, fetcher.DefaultIdleRefresh)
 	}
 	if d := f.PollEvery.D(); d < 10*time.Second {
-		add("fetcher.poll_every", "%s is too short; use at least 10s (providers throttle; %s is the default)", d, short(fetcher.DefaultPollEvery))
+		add("fetcher.poll_every", "%s is too short; use at least 10s (providers throttle; %s is the default)", d, fetcher.DefaultPollEvery)
 	}
 	if d := f.StaleAfter.D(); d != 0 && d < time.Minute {
 		add("fetcher.stale_after", "%s is too short; use at least 1m, or leave it unset for 2 × heartbeat + 10m", d)
@@ -182,17 +182,6 @@ func endpointProblems(key, host string, port int, tls string, ports map[string]i
 		ps = append(ps, Problem{Key: key + ".tls", Msg: fmt.Sprintf("%q must be implicit, starttls or none (loopback only)", tls)})
 	}
 	return ps
-}
-
-// short writes d as the example file does: "5m", "1h", "90s".
-func short(d time.Duration) string {
-	s := d.String()
-	for _, zero := range []string{"m0s", "h0m"} {
-		if t, ok := strings.CutSuffix(s, zero); ok {
-			s = t + zero[:1]
-		}
-	}
-	return s
 }
 
 func isAddress(s string) bool {
