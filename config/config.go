@@ -4,7 +4,10 @@
 // line and the key (with a suggestion when it looks like a typo), so a typo
 // never silently falls back to a default. After decoding, defaults are filled
 // in and every field is validated; each problem becomes one Problem naming the
-// key, the bad value and what to do.
+// key, the bad value and what to do. The defaults of the roles' settings and
+// the rules of the settings another package reads (codec.legacy.*,
+// publisher.ipv6_suffix) are that package's own, so a file that config
+// accepts is one the roles accept.
 //
 // Secrets (mail.password, codec.key) are references — env:NAME, file:PATH,
 // keyring:SERVICE/USER — or literals, which work but draw a warning. They are
