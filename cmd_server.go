@@ -152,59 +152,16 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		},
 	})
 	p, err = newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
-		u.set(serverStatus(cfg.Name, s))
+		u.set(s.Health())
 	})
 	if err != nil {
 		return err
 	}
-	u.set(serverStatus(cfg.Name, p.Status()))
+	u.set(p.Status().Health())
 	log.Info("server running", "name", cfg.Name, "check_every", cfg.Publisher.CheckEvery.D(),
 		"heartbeat_every", cfg.Publisher.HeartbeatEvery.D(), "to", strings.Join(cfg.Publisher.To, ","),
 		"ipv4_sources", len(d.Sources(discover.V4)), "ipv6_sources", len(d.Sources(discover.V6)), "format", cfg.Codec.Format)
 	return u.run(ctx, p.Run)
-}
-
-// serverStatus is what the server tray shows. The tray's states mean, for
-// the server: Error, mail cannot be sent; Unreachable, the address sources
-// fail or disagree; Stale, a new address waits for delivery; Working, a
-// send is under way.
-func serverStatus(name string, s publisher.Status) tray.Status {
-	t := tray.Status{
-		Name:          name,
-		IPv4:          s.Addrs.IPv4,
-		IPv6:          s.Addrs.IPv6,
-		LastCheck:     s.LastCheck,
-		LastSent:      s.LastSent,
-		NextHeartbeat: s.NextHeartbeat,
-		Seq:           s.LastSeq,
-		Paused:        s.Paused,
-		State:         tray.Current,
-	}
-	switch {
-	case s.LastError != nil && s.LastErrorSending:
-		t.State = tray.Error
-		t.Err, t.ErrKind = shortError(s.LastError), "send"
-		if errors.Is(s.LastError, publisher.ErrRejected) {
-			t.ErrKind = "rejected"
-		}
-	case s.LastError != nil:
-		t.State = tray.Unreachable
-		t.Err, t.ErrKind = shortError(s.LastError), "sources"
-	case s.Addrs.IsZero():
-		t.State = tray.Unknown
-	case s.Pending || s.Addrs != s.SentAddrs:
-		t.State = tray.Stale
-	}
-	return t
-}
-
-// shortError is err's message cut to a length that fits a menu line.
-func shortError(err error) string {
-	msg := err.Error()
-	if r := []rune(msg); len(r) > 120 {
-		msg = string(r[:119]) + "…"
-	}
-	return msg
 }
 
 func runPublish(ctx context.Context, e *env, args []string) error {
