@@ -7,6 +7,9 @@
 // reading a mailbox back, protocol statistics, connection caps, dropped
 // connections and an SMTP outage switch.
 //
+// With Options.CheckToken, both servers also accept OAuth2 access tokens
+// (SASL XOAUTH2 and OAUTHBEARER), checked on every sign-in.
+//
 // IMAP capabilities mimic a common provider (Gmail, Dovecot 2.3): IMAP4rev1
 // with IDLE, NAMESPACE, UIDPLUS, ESEARCH, MOVE, LIST-EXTENDED, LIST-STATUS,
 // STATUS=SIZE, LITERAL+, UNSELECT, ENABLE and UTF8=ACCEPT; IMAP4rev2 is not
@@ -96,8 +99,16 @@ type Options struct {
 	// LimitStyle chooses how a connection beyond the cap is refused.
 	// "" means LimitLoginNO.
 	LimitStyle LimitStyle
+	// CheckToken, if set, enables signing in with an OAuth2 access token:
+	// SMTP AUTH and IMAP AUTHENTICATE then offer XOAUTH2 and OAUTHBEARER,
+	// and every attempt calls CheckToken, which returns the login the token
+	// belongs to (for example from the token issuer's introspection
+	// endpoint) or an error to refuse it. The login must be in Users and
+	// match the user the client names. Passwords still work. nil offers
+	// only PLAIN and LOGIN.
+	CheckToken func(ctx context.Context, token string) (login string, err error)
 	// Logger receives debug logs of both servers. nil discards them.
-	// Passwords are never logged.
+	// Passwords and tokens are never logged.
 	Logger *slog.Logger
 	// Now gives the internal date of delivered mail. nil means time.Now.
 	Now func() time.Time
