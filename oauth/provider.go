@@ -232,6 +232,12 @@ func (s Settings) config() (cfg oauth2.Config, authOpts []oauth2.AuthCodeOption,
 		authOpts = []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce}
 	case Custom:
 		cfg.Endpoint = oauth2.Endpoint{AuthURL: s.AuthURL, TokenURL: s.TokenURL, DeviceAuthURL: s.DeviceURL}
+		if s.ClientSecret == "" {
+			// A public client sends its id in the form. (Auto-detection
+			// would send every refused request twice, and a device-code
+			// poll answered authorization_pending is a refusal.)
+			cfg.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+		}
 	}
 	return cfg, authOpts, redirectHost
 }

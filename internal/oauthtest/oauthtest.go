@@ -16,8 +16,9 @@
 //     refresh token gets invalid_grant;
 //   - /device: the device authorization endpoint (RFC 8628). Polls answer
 //     authorization_pending until ApproveDevice or DenyDevice, slow_down when
-//     polled sooner than the interval (which then grows by 5 s),
-//     expired_token after Options.DeviceCodeTTL, and tokens once approved;
+//     polled sooner than the interval the server enforces (the one it told
+//     the client, or a longer one set with SlowDownDevice), expired_token
+//     after Options.DeviceCodeTTL or ExpireDevice, and tokens once approved;
 //   - /revoke: token revocation (RFC 7009); revoking a refresh token also
 //     revokes the access tokens issued from it;
 //   - /introspect: token introspection (RFC 7662), answering
@@ -89,6 +90,8 @@ type Stats struct {
 	Refreshes      int // successful refresh_token grants
 	RefreshFailed  int // refused refresh_token grants
 	DevicePolls    int // device_code grant requests
+	DevicePending  int // polls answered authorization_pending
+	DeviceSlowDown int // polls answered slow_down
 	Introspections int // /introspect requests
 	Revocations    int // /revoke requests
 }
@@ -245,6 +248,35 @@ func (s *Server) SetConsent(ok bool) {
 // ApproveDevice approves the device code with this user code, as the user
 // would on the verification page. It reports whether the code was pending.
 func (s *Server) ApproveDevice(userCode string) bool { return s.decideDevice(userCode, "approved") }
+
+// SlowDownDevice makes the server enforce interval between polls of the
+// device code with this user code, without telling the client, as a busy
+// provider does: faster polls get slow_down. It reports whether the code
+// was pending.
+func (s *Server) SlowDownDevice(userCode string, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode && d.state == "pending" {
+			d.interval = interval
+			return true
+		}
+	}
+	return false
+}
+
+// ExpireDevice makes the device code with this user code expire now.
+func (s *Server) ExpireDevice(userCode string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode && d.state == "pending" {
+			d.expires = s.now()
+			return true
+		}
+	}
+	return false
+}
 
 // DenyDevice declines the device code with this user code.
 func (s *Server) DenyDevice(userCode string) bool { return s.decideDevice(userCode, "denied") }
@@ -522,9 +554,10 @@ func (s *Server) pollDeviceLocked(f url.Values) (map[string]any, *tokenError) {
 		return s.issueLocked(d.scope, "", true), nil
 	}
 	if early {
-		d.interval += 5 * time.Second
+		s.stats.DeviceSlowDown++
 		return nil, &tokenError{http.StatusBadRequest, "slow_down", "polling too fast"}
 	}
+	s.stats.DevicePending++
 	return nil, &tokenError{http.StatusBadRequest, "authorization_pending", "waiting for the user"}
 }
 
