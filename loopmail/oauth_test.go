@@ -32,7 +32,9 @@ func newTokens() *tokens {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func xoauth2(user, token string) string { return "user=" + user + "\x01auth=Bearer " + token + "\x01\x01" }
+func xoauth2(user, token string) string {
+	return "user=" + user + "\x01auth=Bearer " + token + "\x01\x01"
+}
 
 func oauthBearer(user, token string) string {
 	return "n,a=" + user + ",\x01host=127.0.0.1\x01port=993\x01auth=Bearer " + token + "\x01\x01"

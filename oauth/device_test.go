@@ -163,4 +163,3 @@ func TestSignInDeviceUnavailable(t *testing.T) {
 		t.Fatalf("SignInDevice() for google = %v, want ErrNoDeviceFlow pointing to the browser flow", err)
 	}
 }
-
