@@ -45,6 +45,12 @@ func (e *BearerError) Error() string {
 // answers it (XOAUTH2: an empty response; OAUTHBEARER: "\x01", RFC 7628
 // §3.2.3), so the connection stays usable, and keeps the error for
 // Refusal.
+//
+// go-imap v2.0.0-beta.8's Client.Authenticate sends an empty response as
+// "=" instead of an empty line (emersion/go-imap#760). Dovecot answers that
+// XOAUTH2 dummy response with "BAD Invalid base64 data" rather than "NO";
+// either way the command fails, Refusal is set, and the connection can
+// authenticate again.
 type TokenAuth struct {
 	mech    string
 	start   func() (string, []byte, error)
