@@ -154,7 +154,7 @@ func TestSignInDeviceExpired(t *testing.T) {
 
 func TestSignInDeviceUnavailable(t *testing.T) {
 	t.Parallel()
-	app, err := oauth.NewApp(oauth.Settings{Provider: oauth.Google, ClientID: "x.apps.googleusercontent.com"}, oauth.AppOptions{})
+	app, err := oauth.NewApp(oauth.Settings{Provider: oauth.Google, ClientID: "x.apps.googleusercontent.com", ClientSecret: "s"}, oauth.AppOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,8 +98,8 @@ type Settings struct {
 	// ID"; Google: "Client ID"). Required.
 	ClientID string
 	// ClientSecret is the app's secret, if it has one. Google's "Desktop
-	// app" clients have one (it is not confidential there); Entra ID public
-	// clients have none. "" sends none.
+	// app" clients have one, which Google requires (it is not confidential
+	// there); Entra ID public clients have none. "" sends none.
 	ClientSecret string
 	// Tenant is the Entra ID tenant (Microsoft only): "common" (the
 	// default), "organizations", "consumers", a tenant id or a domain.
@@ -141,6 +141,9 @@ func (s Settings) Validate() error {
 		bad("client_id", "is empty; register an app with your provider (docs/oauth2.md) and put its client id here")
 	} else if strings.ContainsAny(s.ClientID, " \t\r\n") {
 		bad("client_id", "contains white space; copy the id again without spaces")
+	}
+	if s.Provider == Google && s.ClientSecret == "" {
+		bad("client_secret", "is empty; Google's token endpoint wants the client secret of your Desktop app client (Google Cloud console, Clients; for desktop apps it is not confidential)")
 	}
 	if s.Tenant != "" && s.Provider != Microsoft {
 		bad("tenant", "is only for provider microsoft; remove it")
