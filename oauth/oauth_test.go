@@ -188,8 +188,8 @@ func TestSignInBrowser(t *testing.T) {
 	if !strings.Contains(out.String(), e.srv.AuthURL()+"?") || !strings.Contains(out.String(), "code_challenge_method=S256") {
 		t.Errorf("instructions = %q, want the authorization URL with a S256 challenge", out.String())
 	}
-	if !strings.Contains(page, "Signed in") {
-		t.Errorf("browser page = %q, want it to say Signed in", page)
+	if !strings.Contains(page, "received the sign-in") {
+		t.Errorf("browser page = %q, want it to say the sign-in was received", page)
 	}
 	if st := e.srv.Stats(); st.Authorizations != 1 || st.CodeExchanges != 1 {
 		t.Errorf("server Stats() = %+v, want 1 authorization and 1 code exchange", st)

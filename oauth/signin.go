@@ -92,7 +92,7 @@ func (a *App) SignInBrowser(ctx context.Context, store Store, opts BrowserOption
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprintf(w, redirectPage, "Sign-in failed: no code. You can close this tab.")
 		} else {
-			fmt.Fprintf(w, redirectPage, "Signed in. You can close this tab and return to ipsync.")
+			fmt.Fprintf(w, redirectPage, "ipsync received the sign-in. You can close this tab and return to ipsync.")
 		}
 		select {
 		case results <- res:
