@@ -243,3 +243,22 @@ func FuzzParseBearer(f *testing.F) {
 		}
 	})
 }
+
+// TestIMAPBearerConnectionCap checks that a token sign-in counts against
+// MaxIMAPConnsPerUser like a password login and is refused with [LIMIT],
+// not with a token error.
+func TestIMAPBearerConnectionCap(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{CheckToken: newTokens().check, MaxIMAPConnsPerUser: 1})
+	first := rawIMAPConn(t, s)
+	first.send("a1 AUTHENTICATE OAUTHBEARER " + b64(oauthBearer(alice, "tok-alice")) + "\r\n")
+	first.until("a1 OK")
+	second := rawIMAPConn(t, s)
+	second.send("a1 AUTHENTICATE XOAUTH2 " + b64(xoauth2(alice, "tok-alice")) + "\r\n")
+	if line := second.until("a1 "); !strings.HasPrefix(line, "a1 NO [LIMIT]") {
+		t.Fatalf("second token sign-in = %q, want NO [LIMIT]", line)
+	}
+	if got := s.Stats().IMAPLimitRefusals; got != 1 {
+		t.Errorf("Stats().IMAPLimitRefusals = %d, want 1", got)
+	}
+}
