@@ -60,7 +60,9 @@ func (a *App) SignInBrowser(ctx context.Context, store Store, opts BrowserOption
 	}
 
 	cfg := a.cfg
-	cfg.RedirectURL = "http://" + net.JoinHostPort(a.redirectHost, strconv.Itoa(port)) + "/"
+	// No path: registrations hold "http://localhost" (Entra ID) or allow
+	// any loopback port (Google), and the port is ignored when matching.
+	cfg.RedirectURL = "http://" + net.JoinHostPort(a.redirectHost, strconv.Itoa(port))
 	state := randomToken()
 	verifier := oauth2.GenerateVerifier()
 	authURL := cfg.AuthCodeURL(state, append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, a.authOpts...)...)
