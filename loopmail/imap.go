@@ -106,6 +106,7 @@ type imapSession struct {
 	*imapmemserver.UserSession // nil before login
 
 	s        *Server
+	imapConn *imapserver.Conn
 	conn     *imapConn // nil for the server's own connections
 	admitted bool      // counted in Server.admitted
 	user     string    // lower-case login counted in Server.userConns, "" if none
@@ -118,7 +119,7 @@ var (
 
 func (s *Server) newIMAPSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	ic, _ := c.NetConn().(*imapConn)
-	sess := &imapSession{s: s, conn: ic}
+	sess := &imapSession{s: s, conn: ic, imapConn: c}
 	if ic == nil {
 		return sess, nil, nil
 	}
@@ -170,11 +171,19 @@ func (ss *imapSession) Authenticate(mech string) (sasl.Server, error) {
 	case mechXOAuth2, mechOAuthBearer:
 		if ss.s.opts.CheckToken != nil {
 			return &imapBearer{bearerServer{mech: mech, auth: func(user, token string) error {
-				acc, err := ss.s.checkToken(user, token)
+				acc, expires, err := ss.s.checkToken(user, token)
 				if err != nil {
 					return err
 				}
-				return ss.admit(acc)
+				if err := ss.admit(acc); err != nil {
+					return err
+				}
+				if ss.conn != nil {
+					ss.s.mu.Lock()
+					ss.s.tokenSess[ss] = expires
+					ss.s.mu.Unlock()
+				}
+				return nil
 			}}}, nil
 		}
 	}
@@ -235,6 +244,7 @@ func (ss *imapSession) Close() error {
 		ss.s.admitted--
 		ss.admitted = false
 	}
+	delete(ss.s.tokenSess, ss)
 	if ss.user != "" {
 		ss.s.userConns[ss.user]--
 		ss.s.loggedIn--

@@ -137,23 +137,54 @@ func parseBearer(mech string, resp []byte) (user, token string, err error) {
 }
 
 // checkToken asks Options.CheckToken and returns the account the token
-// belongs to if it is the user the client named (any, if none).
-func (s *Server) checkToken(user, token string) (*account, error) {
+// belongs to if it is the user the client named (any, if none), and the
+// token's expiry (zero if unknown).
+func (s *Server) checkToken(user, token string) (*account, time.Time, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tokenCheckTimeout)
 	defer cancel()
-	login, err := s.opts.CheckToken(ctx, token)
+	login, expires, err := s.opts.CheckToken(ctx, token)
 	if err != nil {
 		s.log.Debug("loopmail: access token refused", "user", user, "err", err)
-		return nil, errTokenRefused
+		return nil, time.Time{}, errTokenRefused
 	}
 	if user != "" && !strings.EqualFold(user, login) {
 		s.log.Debug("loopmail: access token of another user", "user", user, "token_user", login)
-		return nil, errTokenRefused
+		return nil, time.Time{}, errTokenRefused
 	}
 	acc := s.accounts[strings.ToLower(login)]
 	if acc == nil {
 		s.log.Debug("loopmail: access token of an unknown user", "token_user", login)
-		return nil, errTokenRefused
+		return nil, time.Time{}, errTokenRefused
 	}
-	return acc, nil
+	return acc, expires, nil
+}
+
+// tokenExpiredText is the BYE text of Exchange Online when the access token
+// of an IMAP session expires.
+const tokenExpiredText = "Session invalidated - AccessTokenExpired"
+
+// EndExpiredTokenSessions ends, with "* BYE Session invalidated -
+// AccessTokenExpired" as Exchange Online does, every IMAP session signed in
+// with an access token whose expiry (as told by Options.CheckToken) is not
+// after Options.Now, mid-IDLE included. Sessions signed in with a password
+// or a token of unknown expiry stay. It returns how many sessions it ended.
+// Tests call it after moving their clock, to see clients survive a token
+// expiring under a long session.
+func (s *Server) EndExpiredTokenSessions() int {
+	now := s.now()
+	s.mu.Lock()
+	var ended []*imapSession
+	for ss, exp := range s.tokenSess {
+		if !exp.IsZero() && !now.Before(exp) {
+			ended = append(ended, ss)
+			delete(s.tokenSess, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range ended {
+		if err := ss.imapConn.Bye(tokenExpiredText); err != nil {
+			s.log.Debug("loopmail: BYE to a session whose token expired", "err", err)
+		}
+	}
+	return len(ended)
 }

@@ -6,24 +6,28 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
 
-// tokens is a CheckToken for the tests: a fixed token per login, counting calls.
+// tokens is a CheckToken for the tests: a fixed token per login, counting
+// calls; tokens expire at expires (zero: unknown).
 type tokens struct {
 	byToken map[string]string
+	expires time.Time
 	calls   atomic.Int64
 }
 
-func (tk *tokens) check(_ context.Context, token string) (string, error) {
+func (tk *tokens) check(_ context.Context, token string) (string, time.Time, error) {
 	tk.calls.Add(1)
 	if login, ok := tk.byToken[token]; ok {
-		return login, nil
+		return login, tk.expires, nil
 	}
-	return "", errors.New("unknown token")
+	return "", time.Time{}, errors.New("unknown token")
 }
 
 func newTokens() *tokens {
@@ -97,7 +101,7 @@ func TestIMAPBearerCapabilities(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name  string
-		check func(context.Context, string) (string, error)
+		check func(context.Context, string) (string, time.Time, error)
 		want  bool
 	}{
 		{"with-check", newTokens().check, true},
@@ -260,5 +264,57 @@ func TestIMAPBearerConnectionCap(t *testing.T) {
 	}
 	if got := s.Stats().IMAPLimitRefusals; got != 1 {
 		t.Errorf("Stats().IMAPLimitRefusals = %d, want 1", got)
+	}
+}
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestEndExpiredTokenSessions(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	tk := newTokens()
+	tk.expires = clock.Now().Add(time.Hour)
+	s := start(t, Options{CheckToken: tk.check, Now: clock.Now})
+
+	idler := rawIMAPConn(t, s)
+	idler.send("a1 AUTHENTICATE XOAUTH2 " + b64(xoauth2(alice, "tok-alice")) + "\r\n")
+	idler.until("a1 OK")
+	idler.send("a2 SELECT INBOX\r\n")
+	idler.until("a2 OK")
+	idler.send("a3 IDLE\r\n")
+	idler.until("+ ")
+	pw := rawIMAPConn(t, s)
+	pw.send("b1 LOGIN " + alice + " " + alicePW + "\r\n")
+	pw.until("b1 OK")
+
+	if n := s.EndExpiredTokenSessions(); n != 0 {
+		t.Fatalf("EndExpiredTokenSessions() before expiry = %d, want 0", n)
+	}
+	clock.Advance(time.Hour)
+	if n := s.EndExpiredTokenSessions(); n != 1 {
+		t.Fatalf("EndExpiredTokenSessions() at expiry = %d, want 1", n)
+	}
+	if line := idler.until("* "); line != "* BYE Session invalidated - AccessTokenExpired\r\n" {
+		t.Errorf("idling session got %q, want the BYE of Exchange Online", line)
+	}
+	pw.send("b2 NOOP\r\n")
+	pw.until("b2 OK")
+	if n := s.EndExpiredTokenSessions(); n != 0 {
+		t.Errorf("EndExpiredTokenSessions() again = %d, want 0", n)
 	}
 }

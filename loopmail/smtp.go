@@ -131,7 +131,7 @@ func (ss *smtpSession) authenticate(username, password string) error {
 }
 
 func (ss *smtpSession) authenticateToken(user, token string) error {
-	acc, err := ss.s.checkToken(user, token)
+	acc, _, err := ss.s.checkToken(user, token)
 	if err != nil {
 		return err
 	}

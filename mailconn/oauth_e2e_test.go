@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	gomail "github.com/wneessen/go-mail"
 
 	"ipsync/internal/oauthtest"
@@ -96,6 +97,8 @@ func newOAuthRig(t *testing.T) *oauthRig {
 		SMTPTLS:    loopmail.TLSStartTLS,
 		CheckToken: r.idp.Introspect,
 		Logger:     log,
+		Now:        r.clock.Now, // the provider's clock: token expiry
+
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,21 +164,20 @@ func (r *oauthRig) newAuth(mech, tok string) *mailconn.TokenAuth {
 	return mailconn.NewXOAuth2(r.user, tok)
 }
 
-// imapLogin signs in to IMAP with mech the way the credentials seam will:
-// a token from the Source, and after a refusal one retry with the token
-// Source.Refused returns. It reports how many AUTHENTICATE commands it sent.
-func (r *oauthRig) imapLogin(mech string) (attempts int, err error) {
-	ctx, cancel := context.WithTimeout(r.t.Context(), oauthWait)
-	defer cancel()
+// imapSignIn connects and signs in to IMAP with mech the way the
+// credentials seam will: a token from the Source, and after a refusal one
+// retry with the token Source.Refused returns. It reports how many
+// AUTHENTICATE commands it sent. The caller closes the client.
+func (r *oauthRig) imapSignIn(ctx context.Context, mech string, opts *imapclient.Options) (c *imapclient.Client, attempts int, err error) {
 	host, port := splitAddr(r.t, r.mail.IMAPAddr())
-	c, err := mailconn.DialIMAP(ctx, mailconn.Endpoint{Host: host, Port: port, TLS: mailconn.TLSImplicit, RootCAs: r.roots}, nil)
+	c, err = mailconn.DialIMAP(ctx, mailconn.Endpoint{Host: host, Port: port, TLS: mailconn.TLSImplicit, RootCAs: r.roots}, opts)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	defer c.Close()
 	tok, err := r.src.Token(ctx)
 	if err != nil {
-		return 0, r.noteErr(err)
+		c.Close()
+		return nil, 0, r.noteErr(err)
 	}
 	r.noteToken(tok)
 	auth := r.newAuth(mech, tok)
@@ -185,7 +187,8 @@ func (r *oauthRig) imapLogin(mech string) (attempts int, err error) {
 		r.noteErr(err)
 		r.noteErr(auth.Refusal())
 		if tok, err = r.src.Refused(ctx, tok); err != nil {
-			return attempts, r.noteErr(err)
+			c.Close()
+			return nil, attempts, r.noteErr(err)
 		}
 		r.noteToken(tok)
 		r.noteRefreshToken()
@@ -193,8 +196,21 @@ func (r *oauthRig) imapLogin(mech string) (attempts int, err error) {
 		err = c.Authenticate(r.newAuth(mech, tok)) // same connection: the refusal left it usable
 	}
 	if err != nil {
-		return attempts, r.noteErr(fmt.Errorf("authenticate %s: %w", mech, err))
+		c.Close()
+		return nil, attempts, r.noteErr(fmt.Errorf("authenticate %s: %w", mech, err))
 	}
+	return c, attempts, nil
+}
+
+// imapLogin signs in with imapSignIn, selects INBOX and logs out.
+func (r *oauthRig) imapLogin(mech string) (attempts int, err error) {
+	ctx, cancel := context.WithTimeout(r.t.Context(), oauthWait)
+	defer cancel()
+	c, attempts, err := r.imapSignIn(ctx, mech, nil)
+	if err != nil {
+		return attempts, err
+	}
+	defer c.Close()
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		return attempts, r.noteErr(err)
 	}
@@ -330,6 +346,75 @@ func TestOAuthMailLogins(t *testing.T) {
 		if got := r.idp.Stats().Refreshes; got != 4 {
 			t.Errorf("refreshes = %d, want 4", got)
 		}
+	})
+
+	// An IDLE session outlives its token: the server ends it when the token
+	// expires (as Exchange Online does), and the client signs in again
+	// with a refreshed token and goes on receiving mail.
+	t.Run("idle-across-expiry", func(t *testing.T) {
+		idle := func() (*imapclient.Client, *imapclient.IdleCommand, <-chan uint32) {
+			t.Helper()
+			exists := make(chan uint32, 16)
+			opts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+				Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+					if d.NumMessages != nil {
+						select {
+						case exists <- *d.NumMessages:
+						default:
+						}
+					}
+				},
+			}}
+			ctx, cancel := context.WithTimeout(t.Context(), oauthWait)
+			defer cancel()
+			c, _, err := r.imapSignIn(ctx, mailconn.MechXOAuth2, opts)
+			if err != nil {
+				t.Fatalf("IMAP sign-in for IDLE = %v", err)
+			}
+			t.Cleanup(func() { c.Close() })
+			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			cmd, err := c.Idle()
+			if err != nil {
+				t.Fatalf("Idle() = %v", err)
+			}
+			return c, cmd, exists
+		}
+		waitExists := func(exists <-chan uint32, subject string) {
+			t.Helper()
+			if err := r.mail.Deliver(r.user, []byte("Subject: "+subject+"\r\n\r\nbody\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-exists:
+			case <-time.After(oauthWait):
+				t.Fatalf("no EXISTS during IDLE after delivering %q", subject)
+			}
+		}
+
+		c1, cmd1, exists1 := idle()
+		waitExists(exists1, "before expiry")
+		refreshes := r.idp.Stats().Refreshes
+		r.clock.Advance(2 * time.Hour)
+		if n := r.mail.EndExpiredTokenSessions(); n != 1 {
+			t.Fatalf("EndExpiredTokenSessions() = %d, want the 1 IDLE session", n)
+		}
+		select {
+		case <-c1.Closed():
+		case <-time.After(oauthWait):
+			t.Fatal("the IDLE session whose token expired is still open")
+		}
+		if err := cmd1.Wait(); err == nil {
+			t.Error("IdleCommand.Wait() = nil after the server ended the session")
+		}
+
+		_, _, exists2 := idle() // signs in again: the Source refreshes first
+		waitExists(exists2, "after expiry")
+		if got := r.idp.Stats().Refreshes; got != refreshes+1 {
+			t.Errorf("refreshes = %d, want %d (one for the new session)", got, refreshes+1)
+		}
+		r.noteRefreshToken()
 	})
 
 	// The refresh token is revoked: logins fail with ErrSignInNeeded and

@@ -357,33 +357,38 @@ func (s *Server) checkLocked(token string) (*accessToken, error) {
 }
 
 // Introspect asks the server's /introspect endpoint over HTTP, as Dovecot
-// does (POST token=…), and returns the username of an active token or an
-// error. It gives up when ctx ends.
-func (s *Server) Introspect(ctx context.Context, token string) (user string, err error) {
+// does (POST token=…), and returns the username and expiry of an active
+// token, or an error. It gives up when ctx ends. Its signature fits
+// loopmail.Options.CheckToken.
+func (s *Server) Introspect(ctx context.Context, token string) (user string, expires time.Time, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.IntrospectURL(), strings.NewReader(url.Values{"token": {token}}.Encode()))
 	if err != nil {
-		return "", fmt.Errorf("oauthtest: introspect: %w", err)
+		return "", time.Time{}, fmt.Errorf("oauthtest: introspect: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("oauthtest: introspect: %w", err)
+		return "", time.Time{}, fmt.Errorf("oauthtest: introspect: %w", err)
 	}
 	defer resp.Body.Close()
 	var out struct {
 		Active   bool   `json:"active"`
 		Username string `json:"username"`
+		Exp      int64  `json:"exp"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("oauthtest: introspect: status %s", resp.Status)
+		return "", time.Time{}, fmt.Errorf("oauthtest: introspect: status %s", resp.Status)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return "", fmt.Errorf("oauthtest: introspect: decode answer: %w", err)
+		return "", time.Time{}, fmt.Errorf("oauthtest: introspect: decode answer: %w", err)
 	}
 	if !out.Active {
-		return "", errors.New("oauthtest: introspect: token is not active")
+		return "", time.Time{}, errors.New("oauthtest: introspect: token is not active")
 	}
-	return out.Username, nil
+	if out.Exp != 0 {
+		expires = time.Unix(out.Exp, 0)
+	}
+	return out.Username, expires, nil
 }
 
 // Handler returns the HTTP handler of all endpoints.

@@ -177,10 +177,10 @@ func TestIntrospectAndRevoke(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), testWait)
 	defer cancel()
-	if user, err := s.Introspect(ctx, access); err != nil || user != DefaultUser {
-		t.Fatalf("Introspect(live token) = %q, %v; want %q", user, err, DefaultUser)
+	if user, exp, err := s.Introspect(ctx, access); err != nil || user != DefaultUser || !exp.Equal(now.Add(time.Minute)) {
+		t.Fatalf("Introspect(live token) = %q, %v, %v; want %q, %v", user, exp, err, DefaultUser, now.Add(time.Minute))
 	}
-	if _, err := s.Introspect(ctx, "nonsense"); err == nil {
+	if _, _, err := s.Introspect(ctx, "nonsense"); err == nil {
 		t.Error("Introspect(unknown token) = nil error, want inactive")
 	}
 	resp, err := noFollow.PostForm(s.RevokeURL(), url.Values{"token": {refresh}})
@@ -188,7 +188,7 @@ func TestIntrospectAndRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if _, err := s.Introspect(ctx, access); err == nil {
+	if _, _, err := s.Introspect(ctx, access); err == nil {
 		t.Error("Introspect(access token of a revoked refresh token) = nil error, want inactive")
 	}
 	st, body := token(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {DefaultClientID}})
