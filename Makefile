@@ -13,7 +13,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck
 FUZZTIME  ?= 60s
 # Packages with fuzz targets, and their targets.
-FUZZ_TARGETS := ./codec:FuzzOpen ./codec:FuzzLegacyDecode ./config:FuzzParse ./fetcher:FuzzDecodeMail ./publisher/discover:FuzzParseAddrText
+FUZZ_TARGETS := ./codec:FuzzOpen ./codec:FuzzLegacyDecode ./config:FuzzParse ./fetcher:FuzzDecodeMail ./publisher/discover:FuzzParseAddrText ./loopmail:FuzzParseBearer ./mailconn:FuzzTokenAuthNext
 
 .PHONY: help build demo test test-race test-desktop fmt-check vet lint staticcheck fuzz bench cross tidy-check \
         screenshots wine-test clean

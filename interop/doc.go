@@ -14,4 +14,8 @@
 // connection limit that the fetchers share. A counting TCP proxy in front
 // of Dovecot measures what the fetchers do on the wire: commands, bytes,
 // logged-in sessions and connection-limit refusals.
+//
+// The OAuth2 tests (oauth2_test.go) sign in with XOAUTH2 and OAUTHBEARER
+// through Dovecot's oauth2 passdb, for IMAP and for SMTP through Dovecot's
+// submission service (dovecot-submissiond), which relays to loopmail.
 package interop

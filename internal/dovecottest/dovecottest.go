@@ -40,6 +40,9 @@ type Options struct {
 	// MaxUserIPConnections sets mail_max_userip_connections (Dovecot's
 	// default is 10); 0 keeps the default.
 	MaxUserIPConnections int
+	// ExtraConfig is appended to dovecot.conf; a setting given again there
+	// replaces the default above it (see OAuth2Config).
+	ExtraConfig string
 }
 
 // Start runs Dovecot for the test, or skips the test (see the package doc).
@@ -94,6 +97,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.MaxUserIPConnections > 0 {
 		fmt.Fprintf(&extra, "mail_max_userip_connections = %d\n", opts.MaxUserIPConnections)
 	}
+	extra.WriteString(opts.ExtraConfig)
 	conf := fmt.Sprintf(`base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[1]s/dovecot.log
