@@ -43,6 +43,15 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 # validates the desktop entry; wine runs the installer.
 install_missing zip unzip wixl msitools systemd desktop-file-utils binutils wine wine64
 command -v go >/dev/null || die "go is not on PATH"
+# dpkg installs into the throwaway root as root would: files owned by root,
+# /etc/ipsync handed to the ipsync group.
+if [ "$(id -u)" != 0 ]; then
+	if [ -n "${IPSYNC_OPTIONAL:-}" ] && [ -z "${CI:-}" ]; then
+		log "skipped: installing the .deb into a throwaway root needs root (run as root, or in CI)"
+		exit 0
+	fi
+	die "run as root: dpkg installs the .deb into a throwaway root as root would"
+fi
 
 work=$(mktemp -d /tmp/ipsync-dist-check.XXXXXX)
 export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
