@@ -1,5 +1,8 @@
-// Build tools for `make dist`, pinned here so that the product's go.mod does
-// not carry their dependencies. Run them with `go tool -modfile=tools/go.mod NAME`.
+// Build tools of `make dist` (packaging/dist.sh), pinned here so that the
+// product's go.mod does not carry their dependencies: nfpm builds the .deb,
+// go-winres puts the icon and version information into ipsync.exe. Run one
+// with `go -C tools tool nfpm …` (paths relative to tools/), or build it
+// with `go -C tools build -o DIR/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm`.
 module ipsync/tools
 
 go 1.26.8
