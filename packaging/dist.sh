@@ -12,10 +12,11 @@
 # then checksums.txt (SHA-256) of every artifact of version V in OUT. V is
 # VERSION without a leading "v"; VERSION itself (`git describe --tags
 # --always --dirty`) is what `ipsync version` prints. Binaries are static
-# (CGO_ENABLED=0) and stripped; archives and packages carry the time of the
-# last commit (SOURCE_DATE_EPOCH), so a rebuild of a clean tree gives the
-# same archives. The tools are pinned in tools/go.mod (nfpm, go-winres) or
-# come from Debian (wixl, zip).
+# (CGO_ENABLED=0) and stripped; archives and .deb packages carry the time of
+# the last commit (SOURCE_DATE_EPOCH), so a rebuild of a clean tree gives the
+# same files (not the .msi: wixl stamps the time and a new product code).
+# The tools are pinned in tools/go.mod (nfpm, go-winres) or come from Debian
+# (wixl, zip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
