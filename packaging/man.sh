@@ -7,7 +7,7 @@ bin=$1 version=$2
 
 # The help names the default config path of whoever runs it: show the
 # user's one.
-help() { HOME=/HOME XDG_CONFIG_HOME= "$bin" "$@" | sed 's|/HOME/.config|~/.config|g'; }
+help() { HOME=/HOME XDG_CONFIG_HOME='' "$bin" "$@" | sed 's|/HOME/.config|~/.config|g'; }
 # roff: backslashes escaped, and a line that starts with . or ' kept as text.
 esc() { sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"; }
 

@@ -11,7 +11,7 @@
 # It returns 1 with a message when VERSION cannot be mapped.
 
 dist_versions() {
-	local v=${1#v} dirty= base pre= commits= hash= rest major minor patch
+	local v=${1#v} dirty='' base pre='' commits='' hash='' rest major minor patch
 	case $v in *-dirty) dirty=1 v=${v%-dirty} ;; esac
 	file_version=${1#v}
 	if [[ $v =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)(-([0-9A-Za-z.]+))?(-([0-9]+)-g([0-9a-f]+))?$ ]]; then
