@@ -28,6 +28,8 @@ help:
 	@echo "make cross        build for linux/amd64, linux/arm64, windows/amd64"
 	@echo "make screenshots  tray screenshots under Xvfb (docs/)"
 	@echo "make wine-test    the Windows tray under Wine"
+	@echo "make dist         release archives, .deb and .msi packages and checksums.txt in dist/"
+	@echo "make dist-check   build one artifact of each type and install it (dpkg root, Wine)"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ipsync .
@@ -35,7 +37,7 @@ build:
 demo: build
 	$(BIN)/ipsync demo
 
-test: lint test-race cross test-desktop
+test: lint test-race cross test-desktop dist-check
 
 # The real desktops: the Linux tray in xfce4-panel (the screenshot script)
 # and the Windows tray under Wine. Always in CI, which installs what they
@@ -90,6 +92,23 @@ cross:
 	GOOS=linux   GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ipsync-linux-amd64 .
 	GOOS=linux   GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ipsync-linux-arm64 .
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS) -H windowsgui' -o $(BIN)/ipsync-windows-amd64.exe .
+
+# Release artifacts (packaging/dist.sh): archives for every target, .deb for
+# Linux, .msi for Windows, checksums.txt; the version comes from git tags.
+.PHONY: dist dist-check
+DIST_TARGETS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
+dist:
+	bash packaging/dist.sh dist '$(VERSION)' $(DIST_TARGETS)
+
+# One artifact of each type, built and installed: the .deb into a throwaway
+# dpkg root, the .msi under Wine. Always in CI, which installs what it needs;
+# elsewhere when wixl and Wine are there.
+dist-check:
+	@if [ -n "$$CI" ] || { command -v wixl && command -v wine; } >/dev/null 2>&1; then \
+		VERSION='$(VERSION)' IPSYNC_OPTIONAL=1 bash .ci/dist-check.sh; \
+	else \
+		echo "dist-check skipped: wixl or Wine is not installed (apt-get install wixl wine wine64, or run .ci/dist-check.sh as root)"; \
+	fi
 
 screenshots: build
 	bash .ci/screenshots.sh
