@@ -321,7 +321,7 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		return append(lines, checkLine{item: "address sources", err: err})
 	}
 	for _, r := range d.Check(ctx) {
-		item := fmt.Sprintf("source %s %s (%s)", r.Family, r.Name, r.Operator)
+		item := fmt.Sprintf("source %s %s (%s; %s)", r.Family, r.Name, r.Operator, r.Trust())
 		if r.Err != nil {
 			lines = append(lines, checkLine{item: item, err: r.Err})
 			continue

@@ -258,13 +258,13 @@ func TestCheckServerAgainstLoopback(t *testing.T) {
 	echo := startEcho(t, "203.0.113.5")
 	// The stand-in answers with a documentation address, which production
 	// validation must reject: the source lines fail, the mail lines pass.
-	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
+	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.HTTPSURL() + ", " + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
 	p := filepath.Join(filepath.Dir(e.serverCfg), "server-check.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := runCLI(t, "check", "--config", p)
-	for _, want := range []string{"PASS server secrets", "PASS smtp 127.0.0.1", "PASS imap 127.0.0.1", "login for retention", "FAIL source IPv4 dns://127.0.0.1", "documentation range"} {
+	for _, want := range []string{"PASS server secrets", "PASS smtp 127.0.0.1", "PASS imap 127.0.0.1", "login for retention", "FAIL source IPv4 dns://127.0.0.1", "plain DNS, corroborates only", "documentation range", "(localhost; authenticated)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}

@@ -264,7 +264,7 @@ func TestDiscoverAllowPrivate(t *testing.T) {
 	a := f.https("a.test", text("127.0.0.1"))
 	b := f.https("b.test", text("127.0.0.1"))
 	o := f.options(a, b)
-	o.AllowPrivate = true
+	o.Allow = LoopbackAndPrivate
 	res, err := f.discover(f.discoverer(o))
 	if err != nil || res.IPv4 != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("Discover() with AllowPrivate = %v, %v, want 127.0.0.1", res.IPv4, err)
@@ -445,7 +445,7 @@ func TestCheck(t *testing.T) {
 	if reps[1].Name != b || reps[1].Err == nil {
 		t.Errorf("Check()[1] = %v, want %s with an error", reps[1], b)
 	}
-	if s := reps[0].String(); !strings.HasPrefix(s, "IPv4 "+a+" (a.test): 8.8.4.4 in ") {
+	if s := reps[0].String(); !strings.HasPrefix(s, "IPv4 "+a+" (a.test; authenticated): 8.8.4.4 in ") {
 		t.Errorf("Check()[0].String() = %q", s)
 	}
 }
@@ -486,6 +486,8 @@ func TestNewErrors(t *testing.T) {
 		{"duplicate", Options{Sources: []string{"ipify", "ipify", "aws-checkip"}}, "twice"},
 		{"empty", Options{Sources: []string{}}, "no sources"},
 		{"too few operators on", Options{Sources: []string{"cloudflare-trace", "icanhazip"}, IPv4: On}, "IPv4: 1 independent operator"},
+		{"plain DNS only on", Options{Sources: []string{"opendns-dns", "google-dns"}, IPv4: On}, "IPv4: no authenticated source"},
+		{"plain DNS only auto", Options{Sources: []string{"opendns-dns", "google-dns"}}, "one of them authenticated"},
 		{"family not served", Options{Sources: []string{"aws-checkip", "ipify", "google-dns"}, IPv4: Off}, `"aws-checkip" serves none`},
 		{"bad suffix", Options{IPv6Suffix: "2001:db8::10"}, "ipv6_suffix"},
 		{"negative agree", Options{Agree: -1}, "agree -1"},

@@ -2,10 +2,17 @@ package discover
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -174,7 +181,29 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	serveDNS(t, &dns.Server{PacketConn: pc, Handler: dnsHandler(t, answers)})
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	return port
+}
+
+// dotServer serves answers (as dnsServer) over DNS over TLS on 127.0.0.1
+// with a fresh certificate for name. It returns the port and a pool that
+// trusts the certificate.
+func dotServer(t *testing.T, name string, answers map[string][]string) (string, *x509.CertPool) {
+	t.Helper()
+	cert, pool := selfSigned(t, name)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveDNS(t, &dns.Server{Listener: l, Net: "tcp-tls", Handler: dnsHandler(t, answers)})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port, pool
+}
+
+// dnsHandler answers from answers (see dnsServer).
+func dnsHandler(t *testing.T, answers map[string][]string) dns.Handler {
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		q := req.Question[0]
@@ -193,8 +222,13 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 		}
 		_ = w.WriteMsg(m)
 	})
+}
+
+// serveDNS starts srv, waits until it serves and shuts it down at cleanup.
+func serveDNS(t *testing.T, srv *dns.Server) {
+	t.Helper()
 	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { close(started) }}
+	srv.NotifyStartedFunc = func() { close(started) }
 	go func() { _ = srv.ActivateAndServe() }()
 	select {
 	case <-started:
@@ -202,8 +236,37 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 		t.Fatal("DNS server did not start")
 	}
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	return port
+}
+
+// selfSigned makes a certificate for name and a pool that trusts it.
+func selfSigned(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // clock is an adjustable time source.
