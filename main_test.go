@@ -41,6 +41,9 @@ func TestUsageAndHelp(t *testing.T) {
 		{"fetch without once", []string{"fetch"}, exitUsage, "", "fetch needs --once"},
 		{"publish without once", []string{"publish"}, exitUsage, "", "publish needs --once"},
 		{"publish private ip", []string{"publish", "--once", "--ip", "10.0.0.1"}, exitUsage, "", "not a public unicast address"},
+		{"publish cgnat ip", []string{"publish", "--once", "--ip", "100.64.1.1"}, exitUsage, "", "--ip 100.64.1.1 is not a public unicast address: carrier-grade NAT range 100.64.0.0/10; give the address the internet sees"},
+		{"publish documentation ip", []string{"publish", "--once", "--ip", "203.0.113.7"}, exitUsage, "", "documentation range 203.0.113.0/24; for a demo or test, add --allow-documentation-ip"},
+		{"publish private ip despite exception", []string{"publish", "--once", "--allow-documentation-ip", "--ip", "192.168.1.1"}, exitUsage, "", "private address"},
 		{"legacy no sub", []string{"legacy"}, exitUsage, "", "encode or decode"},
 		{"legacy bad factor", []string{"legacy", "encode", "--factor", "x", "--alphabet", "odzmtaciru", "--padding", "b", "1.2.3.4"}, exitUsage, "", "--factor"},
 		{"legacy ipv6", []string{"legacy", "encode", "--factor", "2", "--alphabet", "odzmtaciru", "--padding", "b", "2001:db8::1"}, exitUsage, "", "IPv4 only"},
@@ -222,6 +225,20 @@ func TestPublishThenFetch(t *testing.T) {
 	code, out, _ = runCLI(t, "fetch", "--once", "--config", e.clientCfg)
 	if code != exitOK || !strings.HasPrefix(out, fmt.Sprintf("office 8.8.4.4 2606:4700::1 (seq %d,", got.Seq)) {
 		t.Errorf("fetch = %d %q", code, out)
+	}
+}
+
+// TestPublishDocumentationIPNeedsException: --ip follows discovery's
+// public-address rule; the documentation ranges the demo and the desktop
+// scripts publish pass only with the named exception.
+func TestPublishDocumentationIPNeedsException(t *testing.T) {
+	e := newE2E(t)
+	if code, _, errOut := runCLI(t, "publish", "--once", "--config", e.serverCfg, "--ip", "203.0.113.7"); code != exitUsage || !strings.Contains(errOut, "--allow-documentation-ip") {
+		t.Errorf("publish --ip 203.0.113.7 = %d %q, want %d naming --allow-documentation-ip", code, errOut, exitUsage)
+	}
+	code, out, errOut := runCLI(t, "publish", "--once", "--config", e.serverCfg, "--allow-documentation-ip", "--ip", "203.0.113.7")
+	if code != exitOK || !strings.Contains(out, "sent 203.0.113.7") {
+		t.Errorf("publish --allow-documentation-ip --ip 203.0.113.7 = %d %q %q, want sent", code, out, errOut)
 	}
 }
 

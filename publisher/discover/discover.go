@@ -575,7 +575,7 @@ func (d *Discoverer) logFailure(o outcome, fam Family) {
 	case errors.As(o.err, &rej):
 		d.log.Warn("answer rejected", append(attrs, "said", rej.said, "reason", rej.reason)...)
 	case errors.As(o.err, &refused):
-		d.log.Warn("source refused; benched", append(attrs, "reason", refused.Error())...)
+		d.log.Warn("source refused; benched", append(attrs, "err", refused.Error())...)
 	case errors.Is(o.err, errSourceTimeout), errors.Is(o.err, errOverallTimeout):
 		d.log.Warn("source timed out", append(attrs, "err", o.err.Error())...)
 	default:

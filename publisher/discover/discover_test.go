@@ -380,7 +380,7 @@ func TestDiscoverBotWallBenchesAndGrows(t *testing.T) {
 		}
 	}
 	recs := f.logs.find("source refused; benched")
-	if len(recs) != 3 || !strings.Contains(recs[0].attrs["reason"], "403") {
+	if len(recs) != 3 || !strings.Contains(recs[0].attrs["err"], "403") {
 		t.Errorf("'source refused; benched' records = %v, want 3 naming 403", recs)
 	}
 }

@@ -106,7 +106,7 @@ func CheckPublic(a netip.Addr, allow Exceptions) error {
 		return fmt.Errorf("%s is an IPv4-mapped IPv6 address; give the IPv4 address", a)
 	}
 	if why := notPublic(a, allow); why != "" {
-		return fmt.Errorf("%s is not a public address: %s", a, why)
+		return fmt.Errorf("%s is not a public unicast address: %s", a, why)
 	}
 	return nil
 }
