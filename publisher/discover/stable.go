@@ -104,7 +104,7 @@ func (d *Discoverer) stableV6(obs netip.Addr) netip.Addr {
 	}
 	a, why := chooseV6(obs, locals, d.suffix)
 	if a != obs {
-		if reason := checkAddr(a, V6, d.allowPrivate); reason != "" {
+		if reason := checkAddr(a, V6, d.allow); reason != "" {
 			d.log.Warn("chosen IPv6 address is not public; publishing the observed one", "chosen", a.String(), "observed", obs.String(), "reason", reason)
 			return obs
 		}
