@@ -68,7 +68,13 @@ test-desktop: build
 		echo "wine-test skipped: Wine is not installed (make wine-test installs it, as root)"; \
 	fi
 
+# go test ./... hides a passing package's output, so the tests that skip for
+# lack of a service are announced here (with CI set they fail instead).
 test-race:
+	@command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || \
+		echo "interop tests will be skipped: Dovecot is not installed (apt-get install dovecot-imapd)"
+	@command -v dbus-daemon >/dev/null 2>&1 || \
+		echo "tray and notification tests will be skipped: dbus-daemon is not installed (apt-get install dbus)"
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 fmt-check:
