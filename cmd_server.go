@@ -16,6 +16,7 @@ import (
 	"ipsync/mailconn"
 	"ipsync/publisher"
 	"ipsync/publisher/discover"
+	"ipsync/statefile"
 	"ipsync/tray"
 )
 
@@ -83,6 +84,9 @@ func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *
 	}
 	statePath, err := cfg.StatePath("server-" + cfg.Name + ".json")
 	if err != nil {
+		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	if err := statefile.Check(statePath); err != nil {
 		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
 	}
 	var retention *publisher.RetentionOptions
