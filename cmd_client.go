@@ -11,6 +11,7 @@ import (
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/fetcher"
+	"ipsync/statefile"
 	"ipsync/tray"
 )
 
@@ -41,6 +42,9 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 	}
 	statePath, err := cfg.StatePath("client-" + cfg.Name + ".json")
 	if err != nil {
+		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	if err := statefile.Check(statePath); err != nil {
 		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
 	}
 	f, err := fetcher.New(fetcher.Options{

@@ -5,6 +5,7 @@ import (
 
 	"ipsync/config"
 	"ipsync/publisher"
+	"ipsync/statefile"
 )
 
 // newMailer builds the SMTP mailer of cfg: the submission server of
@@ -30,6 +31,9 @@ func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SM
 func newStore(cfg *config.Config) (publisher.FileStore, error) {
 	path, err := cfg.StatePath("server-" + cfg.Name + ".json")
 	if err != nil {
+		return publisher.FileStore{}, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	if err := statefile.Check(path); err != nil {
 		return publisher.FileStore{}, usageErr("%s: state_dir: %v", cfg.Path, err)
 	}
 	return publisher.FileStore{Path: path}, nil
