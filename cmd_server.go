@@ -32,7 +32,8 @@ const publishSynopsis = `ipsync publish --once [--config F] [--ip ADDR]...
 Finds the public address now (or takes it from --ip, once per family, no
 detection) and sends one message, then prints what it sent.
 Exit 0 when sent, 1 when no address could be agreed, 2 for a config error,
-3 for a mail or network error.`
+3 for a mail or network error, 4 when this computer failed (e.g. the state
+file cannot be written).`
 
 // discoverAdapter adapts a discover.Discoverer to publisher.Discoverer.
 type discoverAdapter struct{ d *discover.Discoverer }
@@ -120,16 +121,8 @@ func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *
 }
 
 func runServer(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("server", serverSynopsis, true)
-	headless := fs.Bool("headless", false, "no tray icon: log only")
-	if err := e.parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("server takes no arguments, got %q", fs.Args())
-	}
-	log := e.logger(true)
-	cfg, err := e.loadConfig(config.RoleServer, log)
+	fs := e.newFlags("server", serverSynopsis, flagConfig|flagHeadless)
+	log, cfg, err := e.start(fs, args, role{config: config.RoleServer, longRunning: true})
 	if err != nil {
 		return err
 	}
@@ -150,7 +143,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	u = startUI(ctx, e, log, *headless, tray.Options{
+	u = startUI(ctx, e, log, tray.Options{
 		Role:       tray.RoleServer,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
@@ -208,28 +201,22 @@ func shortError(err error) string {
 }
 
 func runPublish(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("publish", publishSynopsis, true)
+	fs := e.newFlags("publish", publishSynopsis, flagConfig)
 	once := fs.Bool("once", false, "send one message and exit (required)")
 	var ips []string
 	fs.Func("ip", "publish `ADDR` instead of detecting the address (IPv4 and/or IPv6: repeat for both)", func(s string) error {
 		ips = append(ips, s)
 		return nil
 	})
-	if err := e.parse(fs, args); err != nil {
+	var addrs publisher.Addrs
+	log, cfg, err := e.start(fs, args, role{config: config.RoleServer, checkFlags: func() error {
+		if !*once {
+			return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
+		}
+		var err error
+		addrs, err = parseIPFlags(ips)
 		return err
-	}
-	if !*once {
-		return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
-	}
-	if fs.NArg() > 0 {
-		return usageErr("publish takes no arguments, got %q", fs.Args())
-	}
-	addrs, err := parseIPFlags(ips)
-	if err != nil {
-		return err
-	}
-	log := e.logger(false)
-	cfg, err := e.loadConfig(config.RoleServer, log)
+	}})
 	if err != nil {
 		return err
 	}
@@ -260,10 +247,17 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	} else {
 		sent, err = p.PublishAddrs(ctx, addrs)
 	}
-	if err != nil {
-		if errors.Is(err, discover.ErrNoAgreement) || errors.Is(err, publisher.ErrNoAddress) {
-			return withCode(exitNoResult, err)
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, discover.ErrNoAgreement) || errors.Is(err, publisher.ErrNoAddress):
+		return withCode(exitNoResult, err)
+	case p.Status().LastErrorSending:
+		// Reserving the number, encoding or sending: exitCode tells the
+		// mail failures (3) from this computer's (4).
+		log.Debug("publish failed", "err", err)
+		return explainMail(cfg, mailconn.SMTP, err)
+	default:
+		// The address check: its sources are on the network.
 		return withCode(exitNetwork, err)
 	}
 	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(cfg.Publisher.To, ", "))
@@ -307,10 +301,10 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 	if err != nil {
 		lines = append(lines, checkLine{item: smtpItem, err: err})
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		sctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 		err := p.CheckSMTP(sctx)
 		cancel()
-		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
+		lines = append(lines, checkLine{item: smtpItem, err: explainMail(cfg, mailconn.SMTP, err), note: "ok"})
 	}
 	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
 		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
@@ -338,20 +332,17 @@ func checkIMAPLogin(ctx context.Context, cfg *config.Config, sec secrets) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 	defer cancel()
-	c, err := mailconn.DialIMAP(ctx, ep, nil)
+	c, err := mailconn.LoginIMAP(ctx, ep, mailconn.Credentials{Username: cfg.Mail.Username, Password: sec.password}, nil)
 	if err != nil {
-		return withCode(exitNetwork, err)
+		return explainMail(cfg, mailconn.IMAP, err)
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	if err := c.Login(cfg.Mail.Username, sec.password).Wait(); err != nil {
-		return withCode(exitNetwork, fmt.Errorf("imap login as %s: %w", cfg.Mail.Username, err))
-	}
 	if _, err := c.Select(cfg.Mail.IMAP.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		return withCode(exitNetwork, fmt.Errorf("open mailbox %q: %w", cfg.Mail.IMAP.Mailbox, err))
+		return explainMail(cfg, mailconn.IMAP, fmt.Errorf("open mailbox %q: %w", cfg.Mail.IMAP.Mailbox, err))
 	}
-	return c.Logout().Wait()
+	return explainMail(cfg, mailconn.IMAP, c.Logout().Wait())
 }
