@@ -50,7 +50,7 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		// The system's random source failed: nothing the user can fix in
 		// the command line, and no mail is involved.
-		return &exitError{exitInternal, fmt.Errorf("generate key: %w", err)}
+		return &exitError{exitInternal, err}
 	}
 	ck := sk.ClientKey()
 	if *out != "" {

@@ -81,23 +81,27 @@ func TestMailErrorMessages(t *testing.T) {
 				`FAIL imap 127.0.0.1:` + imapPort + ` (starttls) login for retention (keep_messages 48): mail.password: the IMAP server 127.0.0.1 refused the login`}},
 		{"imap on the smtp port, check", false, []string{imapLine, "imap: {host: 127.0.0.1, port: " + smtpPort + ", tls: starttls}"}, []string{"check"}, exitNetwork,
 			[]string{"FAIL imap 127.0.0.1:" + smtpPort + " (starttls) login and mailbox INBOX: mail.imap.tls: "}},
+		{"mailbox missing", false, []string{imapLine, strings.TrimSuffix(imapLine, "}") + ", mailbox: Ipsync}"}, fetch, exitNetwork,
+			[]string{`ipsync: mail.imap.mailbox: the mailbox "Ipsync" does not exist for office@ipsync.test`}},
+		{"mailbox missing, check", true, []string{imapLine, strings.TrimSuffix(imapLine, "}") + ", mailbox: Ipsync}", "role: server\n", "role: server\npublisher:\n  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"}, []string{"check"}, exitNetwork,
+			[]string{`FAIL imap 127.0.0.1:` + imapPort + ` (starttls) login for retention (keep_messages 48): mail.imap.mailbox: the mailbox "Ipsync" does not exist`}},
 		{"missing client key file", false, []string{"file:client.key", "file:keys/client.key"}, fetch, exitUsage,
-			[]string{"client-12.yaml: codec.key:", "keys/client.key", "copy client.key from the server", "ipsync keygen"}},
+			[]string{"missing-client-key-file.yaml: codec.key:", "keys/client.key", "copy client.key from the server", "ipsync keygen"}},
 		{"missing server key file", true, []string{"file:server.key", "file:keys/server.key"}, publish, exitUsage,
-			[]string{"server-13.yaml: codec.key:", "keys/server.key", "run `ipsync keygen --out DIR` on the server"}},
+			[]string{"missing-server-key-file.yaml: codec.key:", "keys/server.key", "run `ipsync keygen --out DIR` on the server"}},
 		{"server key on a client", false, []string{"file:client.key", "file:server.key"}, fetch, exitUsage,
 			[]string{"this is a server key, which can forge messages: clients need the client key"}},
 		{"client key on the server", true, []string{"file:server.key", "file:client.key"}, publish, exitUsage,
 			[]string{"this is a client key, but the server needs the server key (ipsync-server-1:…, server.key of `ipsync keygen --out DIR`)"}},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base := e.clientCfg
 			if tt.server {
 				base = e.serverCfg
 			}
-			p := writeVariant(t, base, fmt.Sprintf("%s-%d", strings.TrimSuffix(filepath.Base(base), ".yaml"), i), tt.oldNew...)
+			p := writeVariant(t, base, strings.NewReplacer(" ", "-", ",", "").Replace(tt.name), tt.oldNew...)
 			code, out, errOut := runCLI(t, append(tt.args, "--config", p)...)
 			got := errOut
 			if tt.args[0] == "check" {
@@ -167,7 +171,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage", env{}, []string{"fetch", "--once", "--nope"}, exitUsage, "flag provided but not defined"},
 		{"config", env{}, []string{"fetch", "--once", "--config", "/nonexistent/ipsync.yaml"}, exitUsage, "config file not found"},
 		{"mail or network", env{}, []string{"fetch", "--once", "--config", closedIMAP}, exitNetwork, "mail.imap.port: nothing accepts connections on 127.0.0.1:9"},
-		{"keygen without randomness", env{rand: failingReader{}}, []string{"keygen"}, exitInternal, "generate key: generate server key: read random bytes: random source broken"},
+		{"keygen without randomness", env{rand: failingReader{}}, []string{"keygen"}, exitInternal, "generate server key: read random bytes: random source broken"},
 		{"state file cannot be locked", env{}, []string{"publish", "--once", "--ip", "8.8.4.4", "--config", lockBlocked}, exitInternal, "is a directory"},
 	}
 	for _, tt := range tests {
