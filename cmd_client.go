@@ -72,7 +72,7 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 
 func runClient(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("client", clientSynopsis, flagConfig|flagHeadless)
-	log, cfg, err := e.start(fs, args, role{config: config.RoleClient, longRunning: true})
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleClient, longRunning: true})
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("fetch", fetchSynopsis, flagConfig)
 	once := fs.Bool("once", false, "read the mailbox once and exit (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	log, cfg, err := e.start(fs, args, role{config: config.RoleClient, checkFlags: func() error {
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleClient, checkFlags: func() error {
 		if !*once {
 			return usageErr("fetch needs --once (the watching client is `ipsync client`)")
 		}

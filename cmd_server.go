@@ -122,7 +122,7 @@ func newPublisher(cfg *config.Config, sec secrets, d publisher.Discoverer, log *
 
 func runServer(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("server", serverSynopsis, flagConfig|flagHeadless)
-	log, cfg, err := e.start(fs, args, role{config: config.RoleServer, longRunning: true})
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleServer, longRunning: true})
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	var addrs publisher.Addrs
-	log, cfg, err := e.start(fs, args, role{config: config.RoleServer, checkFlags: func() error {
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleServer, checkFlags: func() error {
 		if !*once {
 			return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
 		}

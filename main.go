@@ -270,10 +270,10 @@ func (e *env) parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// role says what a verb that reads a config needs from start.
-type role struct {
-	// config is the role whose settings the config must hold.
-	config config.Role
+// startOpts says what a verb that runs a role needs from start.
+type startOpts struct {
+	// role is the role whose settings the config must hold.
+	role config.Role
 	// longRunning logs at Info (and on Windows also to a file) instead of
 	// Warn; see logger.
 	longRunning bool
@@ -283,20 +283,17 @@ type role struct {
 	checkFlags func() error
 }
 
-// start is the preamble of the verbs that run a role: it parses args with
-// fs (flags only), checks the flags, makes the logger and loads the
-// config.
-func (e *env) start(fs *flag.FlagSet, args []string, r role) (*slog.Logger, *config.Config, error) {
+func (e *env) start(fs *flag.FlagSet, args []string, o startOpts) (*slog.Logger, *config.Config, error) {
 	if err := e.parseNoArgs(fs, args); err != nil {
 		return nil, nil, err
 	}
-	if r.checkFlags != nil {
-		if err := r.checkFlags(); err != nil {
+	if o.checkFlags != nil {
+		if err := o.checkFlags(); err != nil {
 			return nil, nil, err
 		}
 	}
-	log := e.logger(r.longRunning)
-	cfg, err := e.loadConfig(r.config, log)
+	log := e.logger(o.longRunning)
+	cfg, err := e.loadConfig(o.role, log)
 	if err != nil {
 		return nil, nil, err
 	}
