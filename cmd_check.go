@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
-	"ipsync/codec"
 	"ipsync/config"
+	"ipsync/mailconn"
 )
 
 const checkSynopsis = `ipsync check [--config F] [--role server|client]
@@ -29,13 +28,10 @@ type checkLine struct {
 }
 
 func runCheck(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("check", checkSynopsis, true)
+	fs := e.newFlags("check", checkSynopsis, flagConfig)
 	roleFlag := fs.String("role", "", "check the `ROLE` server or client (default: the file's role, or the kind of codec.key)")
-	if err := e.parse(fs, args); err != nil {
+	if err := e.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("check takes no arguments, got %q", fs.Args())
 	}
 	// Warnings become WARN lines of the report instead of log lines.
 	log := slog.New(slog.DiscardHandler)
@@ -44,7 +40,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		var ce *config.Error
 		if !errors.As(err, &ce) {
 			fmt.Fprintf(e.stdout, "FAIL config: %v\n", err)
-			return &exitError{exitUsage, errors.New("")}
+			return &exitError{exitUsage, errors.New("check stopped: the config could not be read (see the FAIL line)")}
 		}
 		for _, p := range ce.Problems {
 			fmt.Fprintf(e.stdout, "FAIL config %s: %s\n", ce.Path, p)
@@ -60,7 +56,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	case cfg.Role != "":
 		roles = []config.Role{cfg.Role}
 	default:
-		if r := roleFromKey(cfg); r != "" {
+		if r := roleOfKey(cfg); r != "" {
 			roles = []config.Role{r}
 			fmt.Fprintf(e.stdout, "NOTE checking the %s role: codec.key holds a %s key (set role: in the file, or --role, to choose)\n", r, r)
 		} else {
@@ -103,9 +99,9 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	switch {
 	case configFailed:
-		return &exitError{exitUsage, errors.New("")}
+		return &exitError{exitUsage, fmt.Errorf("%d of %d checks failed, with a configuration problem (see the FAIL lines)", failed, len(lines))}
 	case failed > 0:
-		return &exitError{exitNetwork, errors.New("")}
+		return &exitError{exitNetwork, fmt.Errorf("%d of %d checks failed: a connection or an address source (see the FAIL lines)", failed, len(lines))}
 	}
 	return nil
 }
@@ -114,23 +110,8 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 // one server that never answers cannot use up the time of the others.
 const checkTimeout = 20 * time.Second
 
-// roleFromKey guesses the role from the kind of key in codec.key, for a
-// config that names none; "" when it cannot tell.
-func roleFromKey(cfg *config.Config) config.Role {
-	if cfg.Codec.Format != string(codec.FormatSealed) || !cfg.Codec.Key.IsSet() {
-		return ""
-	}
-	text, err := cfg.Resolve("codec.key", cfg.Codec.Key)
-	switch {
-	case err != nil:
-		return ""
-	case strings.Contains(text, "ipsync-server-1:"):
-		return config.RoleServer
-	case strings.Contains(text, "ipsync-client-1:"):
-		return config.RoleClient
-	}
-	return ""
-}
+// errCheckTimeout is the cause of a check item that ran out of checkTimeout.
+var errCheckTimeout = fmt.Errorf("no answer within %s: %w", checkTimeout, mailconn.ErrTimeout)
 
 // checkRole resolves the role's secrets and tries its connections, each
 // within checkTimeout.

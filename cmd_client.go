@@ -11,6 +11,7 @@ import (
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/fetcher"
+	"ipsync/mailconn"
 	"ipsync/statefile"
 	"ipsync/tray"
 )
@@ -28,7 +29,7 @@ Reads the mailbox once and prints the newest valid address, e.g.
   office 203.0.113.7 2001:db8::7 (seq 42, issued 3m ago)
 With --json: {"name", "ipv4", "ipv6", "sequence", "issued_at", "age_seconds", "format"}.
 Exit 0 with an address, 1 when the mailbox holds no valid message, 2 for a
-config error, 3 for a mail or network error.`
+config error, 3 for a mail or network error, 4 when this computer failed.`
 
 // newFetcher builds the fetcher of cfg.
 func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) {
@@ -74,16 +75,8 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 }
 
 func runClient(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("client", clientSynopsis, true)
-	headless := fs.Bool("headless", false, "no tray icon: log only")
-	if err := e.parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("client takes no arguments, got %q", fs.Args())
-	}
-	log := e.logger(true)
-	cfg, err := e.loadConfig(config.RoleClient, log)
+	fs := e.newFlags("client", clientSynopsis, flagConfig|flagHeadless)
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleClient, longRunning: true})
 	if err != nil {
 		return err
 	}
@@ -91,7 +84,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ui := startUI(ctx, e, log, *headless, tray.Options{
+	ui := startUI(ctx, e, log, tray.Options{
 		Role:       tray.RoleClient,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
@@ -150,20 +143,15 @@ func addrOrNone(a interface{ IsValid() bool }) any {
 }
 
 func runFetch(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("fetch", fetchSynopsis, true)
+	fs := e.newFlags("fetch", fetchSynopsis, flagConfig)
 	once := fs.Bool("once", false, "read the mailbox once and exit (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := e.parse(fs, args); err != nil {
-		return err
-	}
-	if !*once {
-		return usageErr("fetch needs --once (the watching client is `ipsync client`)")
-	}
-	if fs.NArg() > 0 {
-		return usageErr("fetch takes no arguments, got %q", fs.Args())
-	}
-	log := e.logger(false)
-	cfg, err := e.loadConfig(config.RoleClient, log)
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleClient, checkFlags: func() error {
+		if !*once {
+			return usageErr("fetch needs --once (the watching client is `ipsync client`)")
+		}
+		return nil
+	}})
 	if err != nil {
 		return err
 	}
@@ -178,7 +166,9 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 		return withCode(exitNoResult, fmt.Errorf("no valid message from %q in %s (has the server published yet? see `ipsync check`)", cfg.Name, cfg.Mail.IMAP.Mailbox))
 	}
 	if err != nil {
-		return withCode(exitNetwork, err)
+		// FetchOnce's other errors are mail or network failures.
+		log.Debug("fetch failed", "err", err)
+		return withCode(exitNetwork, explainMail(cfg, mailconn.IMAP, err))
 	}
 	if *asJSON {
 		out := struct {
@@ -226,10 +216,10 @@ func checkClient(ctx context.Context, cfg *config.Config, _ secrets) []checkLine
 	if err != nil {
 		return []checkLine{{item: item, err: err}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 	defer cancel()
 	if err := f.Check(ctx); err != nil {
-		return []checkLine{{item: item, err: err}}
+		return []checkLine{{item: item, err: explainMail(cfg, mailconn.IMAP, err)}}
 	}
 	return []checkLine{{item: item, note: "ok"}}
 }

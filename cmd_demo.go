@@ -43,15 +43,11 @@ func demoAddr(n int) netip.Addr {
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("demo", demoSynopsis, false)
-	headless := fs.Bool("headless", false, "no tray icon: log only")
+	fs := e.newFlags("demo", demoSynopsis, flagHeadless)
 	runFor := fs.Duration("for", 0, "stop after `DURATION` (0: run until Ctrl-C)")
 	changeEvery := fs.Duration("change-every", 10*time.Second, "change the stand-in public address every `DURATION`")
-	if err := e.parse(fs, args); err != nil {
+	if err := e.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("demo takes no arguments, got %q", fs.Args())
 	}
 	if *changeEvery < time.Second {
 		return usageErr("--change-every %s is too short; use at least 1s", *changeEvery)
@@ -79,7 +75,7 @@ Press Ctrl-C to stop.
 
 `, d.mail.SMTPAddr(), d.mail.IMAPAddr(), demoUser, d.echo.HTTPSURL(), d.echo.DNSURL(), *changeEvery, d.key.ID(), demoCheckEvery)
 
-	u := startUI(ctx, e, log, *headless, tray.Options{
+	u := startUI(ctx, e, log, tray.Options{
 		Role:    tray.RoleClient,
 		Name:    demoName,
 		Actions: tray.Actions{FetchNow: d.fetcher.FetchNow},

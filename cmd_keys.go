@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/netip"
 	"os"
@@ -25,14 +27,11 @@ instead. With --out DIR, writes server.key and client.key (mode 0600) into
 DIR instead of printing the keys.`
 
 func runKeygen(_ context.Context, e *env, args []string) error {
-	fs := e.newFlags("keygen", keygenSynopsis, false)
+	fs := e.newFlags("keygen", keygenSynopsis, 0)
 	from := fs.String("server-key", "", "print the client key of the server key in `FILE`")
 	out := fs.String("out", "", "write server.key and client.key into `DIR`")
-	if err := e.parse(fs, args); err != nil {
+	if err := e.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("keygen takes no arguments, got %q", fs.Args())
 	}
 	var sk codec.ServerKey
 	if *from != "" {
@@ -47,9 +46,11 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "# client key for %s (key id %s)\n%s\n", *from, sk.ID(), sk.ClientKey().Text())
 		return nil
 	}
-	sk, err := codec.GenerateServerKey(nil)
+	sk, err := codec.GenerateServerKey(e.rand)
 	if err != nil {
-		return fmt.Errorf("generate key: %w", err)
+		// The system's random source failed: nothing the user can fix in
+		// the command line, and no mail is involved.
+		return &exitError{exitInternal, err}
 	}
 	ck := sk.ClientKey()
 	if *out != "" {
@@ -79,7 +80,7 @@ not encryption: anyone can read or forge it. Prefer the sealed format.
 Put -- before TEXT when it starts with '-' (negative factors).`
 
 func runLegacy(_ context.Context, e *env, args []string) error {
-	fs := e.newFlags("legacy", legacySynopsis, false)
+	fs := e.newFlags("legacy", legacySynopsis, 0)
 	factor := fs.String("factor", "", "the shared `FACTOR`, a number in [-10, 10] other than 0")
 	alphabet := fs.String("alphabet", "", "the 10-letter `ALPHABET` of key digits")
 	padding := fs.String("padding", "", "the `LETTERS` drawn as padding (decode: optional)")
@@ -152,11 +153,24 @@ func writeKeyPair(dir string, sk codec.ServerKey, ck codec.ClientKey) error {
 			for _, p := range written {
 				os.Remove(p)
 			}
-			return usageErr("--out: %v (ipsync never overwrites a key file)", err)
+			return keyWriteError(err)
 		}
 		written = append(written, f.path)
 	}
 	return nil
+}
+
+// keyWriteError classifies a failure to write a key file: a name taken
+// meanwhile or a folder the user may not write to is theirs to fix (exit
+// 2); anything else, such as a full disk, is this computer's (exit 4).
+func keyWriteError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return usageErr("--out: %v (ipsync never overwrites a key file)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return usageErr("--out: %v: choose a folder you can write to", err)
+	}
+	return &exitError{exitInternal, fmt.Errorf("--out: write the key files: %w (nothing was kept)", err)}
 }
 
 // writeNewFile creates path (which must not exist) with mode 0600.

@@ -34,7 +34,8 @@ detection) and sends one message, then prints what it sent. --ip takes
 public addresses only, by the same rule as discovery; demos and tests
 publish documentation-range addresses with --allow-documentation-ip.
 Exit 0 when sent, 1 when no address could be agreed, 2 for a config error,
-3 for a mail or network error.`
+3 for a mail or network error, 4 when this computer failed (e.g. the state
+file cannot be written).`
 
 // discoverAdapter adapts a discover.Discoverer to publisher.Finder.
 type discoverAdapter struct{ d *discover.Discoverer }
@@ -118,16 +119,8 @@ func newPublisher(cfg *config.Config, sec secrets, f publisher.Finder, log *slog
 }
 
 func runServer(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("server", serverSynopsis, true)
-	headless := fs.Bool("headless", false, "no tray icon: log only")
-	if err := e.parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("server takes no arguments, got %q", fs.Args())
-	}
-	log := e.logger(true)
-	cfg, err := e.loadConfig(config.RoleServer, log)
+	fs := e.newFlags("server", serverSynopsis, flagConfig|flagHeadless)
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleServer, longRunning: true})
 	if err != nil {
 		return err
 	}
@@ -143,7 +136,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	// has somewhere to go. The tray calls its actions only while it runs
 	// (u.run, below), by when p is set.
 	var p *publisher.Publisher
-	u := startUI(ctx, e, log, *headless, tray.Options{
+	u := startUI(ctx, e, log, tray.Options{
 		Role:       tray.RoleServer,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
@@ -167,7 +160,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 }
 
 func runPublish(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("publish", publishSynopsis, true)
+	fs := e.newFlags("publish", publishSynopsis, flagConfig)
 	once := fs.Bool("once", false, "send one message and exit (required)")
 	var ips []string
 	fs.Func("ip", "publish `ADDR` instead of detecting the address (IPv4 and/or IPv6: repeat for both)", func(s string) error {
@@ -175,25 +168,19 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	docIP := fs.Bool("allow-documentation-ip", false, "accept --ip addresses from the documentation ranges (203.0.113.0/24, 2001:db8::/32, ...): demos and tests only")
-	if err := e.parse(fs, args); err != nil {
+	var addrs publisher.Addrs
+	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleServer, checkFlags: func() error {
+		if !*once {
+			return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
+		}
+		var allow discover.Exceptions
+		if *docIP {
+			allow = discover.DocumentationRanges
+		}
+		var err error
+		addrs, err = parseIPFlags(ips, allow)
 		return err
-	}
-	if !*once {
-		return usageErr("publish needs --once (the publishing loop is `ipsync server`)")
-	}
-	if fs.NArg() > 0 {
-		return usageErr("publish takes no arguments, got %q", fs.Args())
-	}
-	var allow discover.Exceptions
-	if *docIP {
-		allow = discover.DocumentationRanges
-	}
-	addrs, err := parseIPFlags(ips, allow)
-	if err != nil {
-		return err
-	}
-	log := e.logger(false)
-	cfg, err := e.loadConfig(config.RoleServer, log)
+	}})
 	if err != nil {
 		return err
 	}
@@ -224,10 +211,17 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	} else {
 		sent, err = p.PublishAddrs(ctx, addrs)
 	}
-	if err != nil {
-		if errors.Is(err, discover.ErrNoAgreement) || errors.Is(err, publisher.ErrNoAddress) {
-			return withCode(exitNoResult, err)
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, discover.ErrNoAgreement) || errors.Is(err, publisher.ErrNoAddress):
+		return withCode(exitNoResult, err)
+	case p.Status().LastErrorSending:
+		// Reserving the number, encoding or sending: exitCode tells the
+		// mail failures (3) from this computer's (4).
+		log.Debug("publish failed", "err", err)
+		return explainMail(cfg, mailconn.SMTP, err)
+	default:
+		// The address check: its sources are on the network.
 		return withCode(exitNetwork, err)
 	}
 	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(cfg.Publisher.To, ", "))
@@ -275,10 +269,10 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 	if err != nil {
 		lines = append(lines, checkLine{item: smtpItem, err: err})
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		sctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 		err := m.Check(sctx)
 		cancel()
-		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
+		lines = append(lines, checkLine{item: smtpItem, err: explainMail(cfg, mailconn.SMTP, err), note: "ok"})
 	}
 	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
 		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
@@ -306,20 +300,17 @@ func checkIMAPLogin(ctx context.Context, cfg *config.Config, sec secrets) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 	defer cancel()
-	c, err := mailconn.DialIMAP(ctx, ep, nil)
+	c, err := mailconn.LoginIMAP(ctx, ep, mailconn.Credentials{Username: cfg.Mail.Username, Password: sec.password}, nil)
 	if err != nil {
-		return withCode(exitNetwork, err)
+		return explainMail(cfg, mailconn.IMAP, err)
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	if err := c.Login(cfg.Mail.Username, sec.password).Wait(); err != nil {
-		return withCode(exitNetwork, fmt.Errorf("imap login as %s: %w", cfg.Mail.Username, err))
-	}
 	if _, err := c.Select(cfg.Mail.IMAP.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		return withCode(exitNetwork, fmt.Errorf("open mailbox %q: %w", cfg.Mail.IMAP.Mailbox, err))
+		return explainMail(cfg, mailconn.IMAP, fmt.Errorf("open mailbox %q: %w", cfg.Mail.IMAP.Mailbox, err))
 	}
-	return c.Logout().Wait()
+	return explainMail(cfg, mailconn.IMAP, c.Logout().Wait())
 }

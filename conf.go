@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"ipsync/codec"
 	"ipsync/config"
@@ -72,7 +71,8 @@ type secrets struct {
 }
 
 // resolveSecrets reads mail.password and, for the sealed format, the key of
-// role. Failures are config errors (exit 2) naming the key.
+// role. Failures are config errors (exit 2) naming the config file and the
+// key.
 func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
 	var s secrets
 	pw, err := cfg.Resolve("mail.password", cfg.Mail.Password)
@@ -85,7 +85,10 @@ func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
 	}
 	text, err := cfg.Resolve("codec.key", cfg.Codec.Key)
 	if err != nil {
-		return s, withCode(exitUsage, err)
+		if cfg.Codec.Key.Kind() == "file" {
+			return s, usageErr("%s: %v: %s", cfg.Path, err, keyFileHint(role))
+		}
+		return s, usageErr("%s: %v", cfg.Path, err)
 	}
 	where := cfg.Path + ": codec.key"
 	if cfg.Codec.Key.Kind() != "literal" {
@@ -93,40 +96,46 @@ func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
 	}
 	switch role {
 	case config.RoleServer:
-		k, err := codec.ParseServerKey(serverKeyText(text))
+		k, err := codec.ParseServerKeyFile(text)
 		if err != nil {
-			return s, usageErr("%s: %v; the server needs the ipsync-server-1:… key (server.key of `ipsync keygen --out DIR`)", where, err)
+			return s, usageErr("%s: %v", where, err)
 		}
 		s.server = k
 	default:
 		ks, err := codec.ParseClientKeys(text)
 		if err != nil {
-			msg := err.Error()
-			if !strings.Contains(msg, "keygen") {
-				msg += "; clients need the ipsync-client-1:… key (client.key of `ipsync keygen --out DIR`)"
-			}
-			return s, usageErr("%s: %s", where, msg)
+			return s, usageErr("%s: %v", where, err)
 		}
 		s.clients = ks
 	}
 	return s, nil
 }
 
-// serverKeyText picks the server key out of text, so that the output of
-// `ipsync keygen` saved whole (comments, the server key, the client key)
-// works as a server key file. Text without exactly one server-key line is
-// returned as it is, for ParseServerKey to explain.
-func serverKeyText(text string) string {
-	var keys []string
-	for _, line := range strings.Split(text, "\n") {
-		if l := strings.TrimSpace(line); strings.HasPrefix(l, "ipsync-server-1:") {
-			keys = append(keys, l)
-		}
+// keyFileHint says where the key file of role comes from.
+func keyFileHint(role config.Role) string {
+	if role == config.RoleServer {
+		return "run `ipsync keygen --out DIR` on the server and point codec.key at DIR/server.key"
 	}
-	if len(keys) == 1 {
-		return keys[0]
+	return "copy client.key from the server; if the server has no key yet, run `ipsync keygen --out DIR` there first"
+}
+
+// roleOfKey is the role whose key codec.key holds, for a config that names
+// no role; "" when it cannot tell.
+func roleOfKey(cfg *config.Config) config.Role {
+	if cfg.Codec.Format != string(codec.FormatSealed) || !cfg.Codec.Key.IsSet() {
+		return ""
 	}
-	return text
+	text, err := cfg.Resolve("codec.key", cfg.Codec.Key)
+	if err != nil {
+		return ""
+	}
+	switch codec.KindOf(text) {
+	case codec.KeyServer:
+		return config.RoleServer
+	case codec.KeyClient:
+		return config.RoleClient
+	}
+	return ""
 }
 
 // legacyCodec returns the legacy codec of cfg.
@@ -151,4 +160,18 @@ func endpoints(cfg *config.Config) (smtp, imap mailconn.Endpoint, err error) {
 	smtp = mailconn.Endpoint{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port, TLS: mailconn.TLSMode(cfg.Mail.SMTP.TLS), RootCAs: roots}
 	imap = mailconn.Endpoint{Host: cfg.Mail.IMAP.Host, Port: cfg.Mail.IMAP.Port, TLS: mailconn.TLSMode(cfg.Mail.IMAP.TLS), RootCAs: roots}
 	return smtp, imap, nil
+}
+
+// explainMail is mailconn.Explain for the proto connection of cfg: a mail
+// failure it recognises becomes a message that names the setting and the
+// fix.
+func explainMail(cfg *config.Config, proto mailconn.Protocol, err error) error {
+	t := mailconn.Target{Protocol: proto, Username: cfg.Mail.Username, CAFile: cfg.Mail.CAFile != ""}
+	if proto == mailconn.IMAP {
+		t.Endpoint = mailconn.Endpoint{Host: cfg.Mail.IMAP.Host, Port: cfg.Mail.IMAP.Port, TLS: mailconn.TLSMode(cfg.Mail.IMAP.TLS)}
+		t.Mailbox = cfg.Mail.IMAP.Mailbox
+	} else {
+		t.Endpoint = mailconn.Endpoint{Host: cfg.Mail.SMTP.Host, Port: cfg.Mail.SMTP.Port, TLS: mailconn.TLSMode(cfg.Mail.SMTP.TLS)}
+	}
+	return mailconn.Explain(err, t)
 }

@@ -24,14 +24,21 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+
+	"ipsync/config"
+	"ipsync/mailconn"
 )
 
-// Exit codes (design section 8).
+// Exit codes, as listed in `ipsync help` and README.md ("CLI reference").
+// A verb classifies its errors with exitError; realMain gives an error
+// without a class exitNetwork when mailconn.IsNetwork says the network or
+// a mail server failed, and exitInternal otherwise.
 const (
 	exitOK       = 0 // success
 	exitNoResult = 1 // ran, but there was no valid result (e.g. no valid message)
 	exitUsage    = 2 // bad command line or configuration
 	exitNetwork  = 3 // a mail server or the network failed
+	exitInternal = 4 // this computer failed (disk full, no randomness) or a bug in ipsync
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -82,7 +89,9 @@ Every verb takes --help and --verbose (debug logs). The verbs that read a
 config file (server, client, publish, fetch, check) take --config FILE
 (default: %s).
 
-Exit codes: 0 ok, 1 no valid result, 2 usage or config error, 3 mail or network error.
+Exit codes: 0 ok, 1 no valid result, 2 usage or config error, 3 mail or
+network error, 4 a failure of this computer (disk full, no randomness) or a
+bug in ipsync.
 `
 
 func main() {
@@ -100,15 +109,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	code := exitNetwork
+	fmt.Fprintln(stderr, "ipsync: "+strings.ReplaceAll(err.Error(), "\n", "\nipsync: "))
+	return exitCode(err)
+}
+
+// exitCode is the exit code of a verb's error: its exitError's code, else
+// exitNetwork for a failure of the network or a mail server, else
+// exitInternal.
+func exitCode(err error) int {
 	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case mailconn.IsNetwork(err):
+		return exitNetwork
 	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintln(stderr, "ipsync: "+strings.ReplaceAll(msg, "\n", "\nipsync: "))
-	}
-	return code
+	return exitInternal
 }
 
 type verb struct {
@@ -121,7 +139,10 @@ type env struct {
 	stdout, stderr io.Writer
 	verbose        bool
 	configPath     string
+	headless       bool
 	verb           string
+	// rand is the random source for new keys; nil means crypto/rand.
+	rand io.Reader
 }
 
 func verbs() []verb {
@@ -139,6 +160,12 @@ func verbs() []verb {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return (&env{stdout: stdout, stderr: stderr}).run(ctx, args)
+}
+
+// run runs the verb args[0] with the rest of args.
+func (e *env) run(ctx context.Context, args []string) error {
+	stdout := e.stdout
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
 		args[0] = "version"
 	}
@@ -150,7 +177,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	e := &env{stdout: stdout, stderr: stderr}
 	for _, v := range verbs() {
 		if v.name == args[0] {
 			e.verb = v.name
@@ -160,9 +186,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageErr("unknown verb %q; run `ipsync help` for the list", args[0])
 }
 
-// newFlags returns a FlagSet for a verb with the shared flags. Its usage
-// text is the verb's synopsis followed by the flags.
-func (e *env) newFlags(name, synopsis string, withConfig bool) *flag.FlagSet {
+// sharedFlags are the flags that several verbs take, kept in env.
+type sharedFlags int
+
+const (
+	flagConfig   sharedFlags = 1 << iota // --config FILE (env.configPath)
+	flagHeadless                         // --headless (env.headless), for the verbs that show a tray
+)
+
+// newFlags returns a FlagSet for a verb with --verbose and the shared
+// flags. Its usage text is the verb's synopsis followed by the flags.
+func (e *env) newFlags(name, synopsis string, shared sharedFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("ipsync "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
@@ -171,9 +205,12 @@ func (e *env) newFlags(name, synopsis string, withConfig bool) *flag.FlagSet {
 		printFlags(fs)
 	}
 	fs.BoolVar(&e.verbose, "verbose", false, "log debug detail")
-	if withConfig {
+	if shared&flagConfig != 0 {
 		def, _ := defaultConfigPath()
 		fs.StringVar(&e.configPath, "config", "", "read the config from `FILE` (default "+def+")")
+	}
+	if shared&flagHeadless != 0 {
+		fs.BoolVar(&e.headless, "headless", false, "no tray icon: log only")
 	}
 	return fs
 }
@@ -217,9 +254,50 @@ func (e *env) parse(fs *flag.FlagSet, args []string) error {
 				hint = "; an argument that starts with '-' goes after --"
 			}
 		}
-		return usageErr("%s: %v%s (see `%s --help`)", fs.Name(), err, hint, fs.Name())
+		return usageErr("%s: %v%s (see `ipsync %s --help`)", e.verb, err, hint, e.verb)
 	}
 	return nil
+}
+
+// parseNoArgs is parse for a verb that takes flags only.
+func (e *env) parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("%s takes no arguments, got %q (see `ipsync %s --help`)", e.verb, fs.Args(), e.verb)
+	}
+	return nil
+}
+
+// startOpts says what a verb that runs a role needs from start.
+type startOpts struct {
+	// role is the role whose settings the config must hold.
+	role config.Role
+	// longRunning logs at Info (and on Windows also to a file) instead of
+	// Warn; see logger.
+	longRunning bool
+	// checkFlags, if not nil, checks the verb's flags after parsing and
+	// before the config is read, so that a bad command line is reported
+	// as such whatever the config.
+	checkFlags func() error
+}
+
+func (e *env) start(fs *flag.FlagSet, args []string, o startOpts) (*slog.Logger, *config.Config, error) {
+	if err := e.parseNoArgs(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if o.checkFlags != nil {
+		if err := o.checkFlags(); err != nil {
+			return nil, nil, err
+		}
+	}
+	log := e.logger(o.longRunning)
+	cfg, err := e.loadConfig(o.role, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, cfg, nil
 }
 
 // parseInterspersed is parse for verbs whose flags may also follow their
@@ -288,8 +366,8 @@ func logFile(verb string) (io.Writer, string, error) {
 }
 
 func runVersion(_ context.Context, e *env, args []string) error {
-	fs := e.newFlags("version", "ipsync version", false)
-	if err := e.parse(fs, args); err != nil {
+	fs := e.newFlags("version", "ipsync version", 0)
+	if err := e.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "ipsync", version)

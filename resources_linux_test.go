@@ -14,8 +14,8 @@ import (
 
 // BenchmarkIdleClientResources runs a headless `ipsync client` watching a
 // loopback mailbox (IMAP IDLE) and reports its resident memory and the CPU
-// it uses per idle minute (design section 9: RSS ≤ 20 MiB, CPU ≤ 50 ms per
-// idle minute). The child is the real binary, built stripped as `make
+// it uses per idle minute, against the product's targets of RSS ≤ 20 MiB
+// and CPU ≤ 50 ms per idle minute. The child is the real binary, built stripped as `make
 // build` does. The window is IPSYNC_BENCH_IDLE (default 20s).
 func BenchmarkIdleClientResources(b *testing.B) {
 	window := 20 * time.Second

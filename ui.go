@@ -17,11 +17,11 @@ type ui struct {
 	log  *slog.Logger
 }
 
-// startUI decides between the tray and headless mode, and says why when it
-// is headless without being asked to be.
-func startUI(ctx context.Context, e *env, log *slog.Logger, headless bool, opts tray.Options) *ui {
+// startUI decides between the tray and headless mode (--headless), and
+// says why when it is headless without being asked to be.
+func startUI(ctx context.Context, e *env, log *slog.Logger, opts tray.Options) *ui {
 	u := &ui{log: log}
-	if headless {
+	if e.headless {
 		return u
 	}
 	ok, why := tray.Available(ctx)
@@ -66,7 +66,8 @@ func (u *ui) run(ctx context.Context, loop func(context.Context) error) error {
 	}()
 	if err := u.tray.Run(ctx); err != nil && ctx.Err() == nil {
 		// The desktop said yes but the tray could not start: carry on
-		// headless rather than stop the role (design section 8).
+		// headless rather than stop the role, so the address still
+		// reaches the log and on_change.
 		u.log.Warn("the tray icon could not start: running headless", "err", err)
 		wg.Wait()
 	}

@@ -14,8 +14,10 @@
 //
 // Keys: GenerateServerKey makes a ServerKey (the shared secret and the
 // Ed25519 signing key); its ClientKey (the secret and the public key) is what
-// clients hold. Both have a text form (Text, ParseServerKey, ParseClientKey,
-// ParseClientKeys) and a redacted String that is safe to log.
+// clients hold. Both have a text form (Text, ParseServerKey,
+// ParseServerKeyFile, ParseClientKey, ParseClientKeys) and a redacted String
+// that is safe to log. KindOf tells the two kinds apart without parsing; a
+// key of the wrong kind is refused with a *KeyKindError.
 //
 // Errors that callers branch on are ErrMalformed, ErrVersion, ErrWrongKey and
 // ErrBadSignature; test them with errors.Is.

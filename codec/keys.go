@@ -118,23 +118,27 @@ func keyText(prefix string, a, b []byte) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(body)
 }
 
-// parseKeyText checks prefix, encoding, length and checksum of one key's text
-// form and returns the body without its checksum. what is "server key" or
-// "client key". Error messages never quote the text: it is secret.
-func parseKeyText(text, prefix, otherPrefix, what, otherHint string, bodyLen int) ([]byte, error) {
+// parseKeyText checks kind, encoding, length and checksum of one key's text
+// form and returns the body without its checksum. Error messages never quote
+// the text: it is secret.
+func parseKeyText(text string, want KeyKind, bodyLen int) ([]byte, error) {
+	prefix, what := serverKeyPrefix, "server key"
+	if want == KeyClient {
+		prefix, what = clientKeyPrefix, "client key"
+	}
 	text = strings.TrimSpace(text)
-	switch {
+	switch got := KindOf(text); {
 	case text == "":
 		return nil, fmt.Errorf("parse %s: empty text", what)
-	case strings.HasPrefix(text, otherPrefix):
-		return nil, fmt.Errorf("parse %s: %s", what, otherHint)
+	case got != KeyUnknown && got != want:
+		return nil, fmt.Errorf("parse %s: %w", what, &KeyKindError{Want: want, Got: got})
 	case !strings.HasPrefix(text, prefix):
 		if strings.HasPrefix(text, "ipsync-") {
 			if i := strings.IndexByte(text, ':'); i > 0 && i < 32 {
 				return nil, fmt.Errorf("parse %s: unknown key kind or version %q (this build reads %q)", what, text[:i+1], prefix)
 			}
 		}
-		return nil, fmt.Errorf("parse %s: does not start with %q (ipsync keygen prints keys in this form)", what, prefix)
+		return nil, fmt.Errorf("parse %s: does not start with %q (`ipsync keygen` prints keys in this form)", what, prefix)
 	}
 	enc := text[len(prefix):]
 	for i := 0; i < len(enc); i++ {
@@ -159,10 +163,10 @@ func parseKeyText(text, prefix, otherPrefix, what, otherHint string, bodyLen int
 
 // ParseServerKey reads a server key's text form, as written by Text
 // ("ipsync-server-1:" and unpadded base64url). Surrounding whitespace is
-// ignored. Errors say what is wrong without quoting the secret.
+// ignored. A client key is refused with a *KeyKindError. Errors say what is
+// wrong without quoting the secret.
 func ParseServerKey(text string) (ServerKey, error) {
-	body, err := parseKeyText(text, serverKeyPrefix, clientKeyPrefix, "server key",
-		"this is a client key; the server needs the server key (ipsync keygen prints both)", serverKeyBody)
+	body, err := parseKeyText(text, KeyServer, serverKeyBody)
 	if err != nil {
 		return ServerKey{}, err
 	}
@@ -171,10 +175,10 @@ func ParseServerKey(text string) (ServerKey, error) {
 
 // ParseClientKey reads a client key's text form, as written by Text
 // ("ipsync-client-1:" and unpadded base64url). Surrounding whitespace is
-// ignored. A server key is refused: clients must never hold the signing key.
+// ignored. A server key is refused with a *KeyKindError: clients must never
+// hold the signing key.
 func ParseClientKey(text string) (ClientKey, error) {
-	body, err := parseKeyText(text, clientKeyPrefix, serverKeyPrefix, "client key",
-		"this is a server key, which can forge messages; give clients the client key (ipsync keygen prints both)", clientKeyBody)
+	body, err := parseKeyText(text, KeyClient, clientKeyBody)
 	if err != nil {
 		return ClientKey{}, err
 	}

@@ -132,7 +132,7 @@ type Options struct {
 	// HookEnvExclude). Empty means none.
 	OnChange []string
 	// HookEnvExclude names environment variables removed from the on_change
-	// command's environment, e.g. those holding secrets; the lead's main
+	// command's environment, e.g. those holding secrets; ipsync's main
 	// passes the names of env: secret references. Names match exactly (on
 	// Windows without regard to case). nil removes none.
 	HookEnvExclude []string

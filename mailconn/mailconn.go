@@ -198,9 +198,9 @@ func DialIMAP(ctx context.Context, e Endpoint, opts *imapclient.Options) (*imapc
 	}
 	c, err := newIMAP(conn, e, &o)
 	if err == nil {
-		err = c.WaitGreeting()
-		if err != nil {
+		if err = c.WaitGreeting(); err != nil {
 			c.Close()
+			err = &stageError{stageGreeting, err}
 		}
 	}
 	if !stop() {
@@ -208,7 +208,7 @@ func DialIMAP(ctx context.Context, e Endpoint, opts *imapclient.Options) (*imapc
 		if err == nil {
 			c.Close()
 		}
-		return nil, fmt.Errorf("connect to imap server %s: %w", e.Addr(), context.Cause(ctx))
+		return nil, fmt.Errorf("connect to imap server %s: %w", e.Addr(), setupEnded(ctx, err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to imap server %s: %w", e.Addr(), err)
@@ -225,13 +225,13 @@ func newIMAP(conn net.Conn, e Endpoint, o *imapclient.Options) (*imapclient.Clie
 		tc := tls.Client(conn, cfg)
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("tls handshake: %w", err)
+			return nil, &stageError{stageTLS, err}
 		}
 		return imapclient.New(tc, o), nil
 	case TLSStartTLS:
 		c, err := imapclient.NewStartTLS(conn, o)
 		if err != nil {
-			return nil, fmt.Errorf("starttls (required): %w", err)
+			return nil, &stageError{stageStartTLS, err}
 		}
 		return c, nil
 	default:

@@ -36,7 +36,7 @@ const DefaultSMTPTimeout = time.Minute
 var ErrRejected = errors.New("mail server refused permanently")
 
 // errSMTPTimeout is the cause of a context that ran out of SMTPOptions.Timeout.
-var errSMTPTimeout = errors.New("smtp session timed out")
+var errSMTPTimeout = fmt.Errorf("smtp session %w", mailconn.ErrTimeout)
 
 // Message is one mail to send.
 type Message struct {

@@ -108,6 +108,10 @@ func (s *httpSource) Lookup(ctx context.Context) (netip.Addr, error) {
 	req.Header.Set("Accept", "text/plain, */*;q=0.1")
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			return netip.Addr{}, &untrustedError{host: req.URL.Hostname(), err: err}
+		}
 		return netip.Addr{}, fmt.Errorf("request: %w", err)
 	}
 	defer resp.Body.Close()
@@ -157,3 +161,17 @@ func refusal(resp *http.Response, body []byte) *RefusedError {
 	}
 	return e
 }
+
+// untrustedError is an HTTPS source whose certificate did not verify. Its
+// message says what that likely means; the TLS detail stays in Unwrap for
+// logs and errors.As.
+type untrustedError struct {
+	host string
+	err  error
+}
+
+func (e *untrustedError) Error() string {
+	return "the HTTPS certificate of " + e.host + " is not trusted: something on this network may be intercepting HTTPS, or this system's CA certificates are missing (Debian: ca-certificates)"
+}
+
+func (e *untrustedError) Unwrap() error { return e.err }
