@@ -155,22 +155,16 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("check: %w", err)
 	}
 	defer s.logout(ctx)
-	top, err := s.topUID(ctx)
+	cands, err := f.newestCandidates(ctx, s, f.o.Subject)
 	if err != nil {
 		return "", fmt.Errorf("check: %w", err)
 	}
-	var cands []uint32
-	for hi, window := top, uint32(firstWindow); hi > 0 && len(cands) < maxCheckCandidates; window = min(window*windowGrowth, maxWindow) {
-		lo := uint32(1)
-		if hi > window {
-			lo = hi - window + 1
-		}
-		uids, err := s.search(ctx, uidRanges{{lo, hi}}, f.o.Subject, f.o.MaxSize)
-		if err != nil {
+	if len(cands) == 0 && f.o.Subject == defaultSubject(f.o.Name) {
+		// The subject names this client's server: look for messages of
+		// another name, to say so.
+		if cands, err = f.newestCandidates(ctx, s, defaultSubject("")); err != nil {
 			return "", fmt.Errorf("check: %w", err)
 		}
-		cands = append(cands, uids...)
-		hi = lo - 1
 	}
 	if len(cands) == 0 {
 		return "", fmt.Errorf("no message with the subject %q under %d bytes in %s (has the server published yet? is publisher.subject the same on both sides?)", f.o.Subject, f.o.MaxSize, f.o.Mailbox)
@@ -210,6 +204,29 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("none of the %d newest messages with the subject %q is a valid ipsync message for this client; the newest: %s", len(cands), f.o.Subject, first.reason)
 }
 
+// newestCandidates returns up to maxCheckCandidates UIDs of the newest
+// small messages with subject, newest first.
+func (f *Fetcher) newestCandidates(ctx context.Context, s *session, subject string) ([]uint32, error) {
+	top, err := s.topUID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var cands []uint32
+	for hi, window := top, uint32(firstWindow); hi > 0 && len(cands) < maxCheckCandidates; window = min(window*windowGrowth, maxWindow) {
+		lo := uint32(1)
+		if hi > window {
+			lo = hi - window + 1
+		}
+		uids, err := s.search(ctx, uidRanges{{lo, hi}}, subject, f.o.MaxSize)
+		if err != nil {
+			return nil, err
+		}
+		cands = append(cands, uids...)
+		hi = lo - 1
+	}
+	return cands[:min(len(cands), maxCheckCandidates)], nil
+}
+
 func addrText(p codec.Payload) string {
 	var a []string
 	for _, x := range []interface {
@@ -221,4 +238,54 @@ func addrText(p codec.Payload) string {
 		}
 	}
 	return strings.Join(a, " ")
+}
+
+// probeBatch is how many of the newest "ipsync …" messages probeOtherNames
+// reads.
+const probeBatch = 4
+
+// probeOtherNames runs when a complete scan leaves this client with no
+// address and nothing rejected, and the subject is the default one for its
+// name: then messages of the same server under another name (a `name`
+// typo, `office-pc` for `office`) never match the search. It reads the
+// newest few messages whose subject starts "ipsync " and records those
+// that open with this client's keys but name another server, for the
+// diagnosis. They are not held: once a name is recorded, no probe runs.
+func (f *Fetcher) probeOtherNames(ctx context.Context, s *session) error {
+	f.mu.Lock()
+	r := &f.st.Rejected
+	want := f.st.Accepted == nil && len(r.OtherKey)+len(r.OtherName)+len(r.Junk) == 0 &&
+		f.o.Format == codec.FormatSealed && f.o.Subject == defaultSubject(f.o.Name)
+	f.mu.Unlock()
+	if !want {
+		return nil
+	}
+	cands, err := f.newestCandidates(ctx, s, defaultSubject(""))
+	if err != nil || len(cands) == 0 {
+		return err
+	}
+	cands = cands[:min(len(cands), probeBatch)]
+	msgs, _, err := s.fetch(ctx, cands, f.o.MaxSize)
+	if err != nil {
+		return err
+	}
+	now := f.o.Clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	found := false
+	for _, uid := range cands {
+		m, ok := msgs[uid]
+		if !ok {
+			continue
+		}
+		if j := f.judge(m, nil, now); j.verdict == otherName {
+			r.OtherName.addUID(uid)
+			r.OtherNames = note(r.OtherNames, j.p.Name)
+			found = true
+		}
+	}
+	if found {
+		f.saveLocked()
+	}
+	return nil
 }

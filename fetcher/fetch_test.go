@@ -404,4 +404,3 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("defaults = subject %q mailbox %q poll %v idle %q max %d", f.o.Subject, f.o.Mailbox, f.o.PollEvery, f.o.Idle, f.o.MaxSize)
 	}
 }
-

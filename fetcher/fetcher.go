@@ -260,6 +260,9 @@ func (f *Fetcher) FetchOnce(ctx context.Context) (Result, error) {
 			break
 		}
 	}
+	if err := f.probeOtherNames(ctx, s); err != nil {
+		return Result{}, fmt.Errorf("fetch: %w", err)
+	}
 	now := f.o.Clock.Now()
 	f.mu.Lock()
 	problem := f.problemLocked(now)

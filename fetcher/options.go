@@ -167,6 +167,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// defaultSubject is the subject searched for when Options.Subject is "";
+// the publisher's default is the same.
+func defaultSubject(name string) string { return "ipsync " + name }
+
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
@@ -194,7 +198,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Mailbox = DefaultMailbox
 	}
 	if o.Subject == "" {
-		o.Subject = "ipsync " + o.Name
+		o.Subject = defaultSubject(o.Name)
 	}
 	if strings.ContainsAny(o.Subject, "\r\n") {
 		errs = append(errs, errors.New("subject contains a line break"))

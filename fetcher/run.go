@@ -370,6 +370,9 @@ func (r *runner) fetch(ctx context.Context, s *session) error {
 			return err
 		}
 	}
+	if err := f.probeOtherNames(ctx, s); err != nil {
+		return err
+	}
 	now := f.o.Clock.Now()
 	r.lastCheck = now
 	r.mailErr = nil

@@ -83,7 +83,7 @@ type scanner struct {
 	best     *judgement // the valid message with the highest sequence
 	cutoff   time.Time  // candidates that arrived before it cannot be newer
 	floor    uint32     // UIDs ≤ floor cannot be newer (0: none)
-	batch    int // the size of the next UID FETCH
+	batch    int        // the size of the next UID FETCH
 	bytes    int64
 	complete bool // every candidate was judged, or the floor reached
 }
