@@ -148,7 +148,8 @@ const maxCheckCandidates = 20
 // name, without using or changing the state file. It returns a line
 // describing the newest valid message, or an error saying why there is
 // none: another key (with both key ids), another name, dated in the
-// future, no message at all. Mail errors are returned as from FetchOnce.
+// future, or no message at all (wrapping ErrNoMessage). Mail errors are
+// returned as from FetchOnce.
 func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 	s, err := f.connect(ctx, nil)
 	if err != nil {
@@ -167,7 +168,7 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 		}
 	}
 	if len(cands) == 0 {
-		return "", fmt.Errorf("no message with the subject %q under %d bytes in %s (has the server published yet? is publisher.subject the same on both sides?)", f.o.Subject, f.o.MaxSize, f.o.Mailbox)
+		return "", fmt.Errorf("%w: no message with the subject %q under %d bytes in %s (has the server published yet? is publisher.subject the same on both sides?)", ErrNoMessage, f.o.Subject, f.o.MaxSize, f.o.Mailbox)
 	}
 	cands = cands[:min(len(cands), maxCheckCandidates)]
 	msgs, _, err := s.fetch(ctx, cands, f.o.MaxSize)
