@@ -1,25 +1,27 @@
 // Package fetcher is the client role of ipsync: it watches a mailbox over
-// IMAP for the newest valid address message from one server and reports it.
+// IMAP for address messages from one server and reports the newest one.
 //
 // The mailbox is opened read-only (EXAMINE): a client never changes flags or
-// deletes mail. One fetch costs the same whatever the mailbox holds: a UID
-// SEARCH restricted to the configured subject and to UIDs above the last one
-// seen (ESEARCH RETURN (MAX) where advertised, otherwise small UID windows
-// below UIDNEXT), then the size and, if at most MaxSize, the text
-// (BODY.PEEK[]) of the newest candidate only; up to MaxTries candidates are
-// tried, newest first. The text/plain part is decoded (quoted-printable,
-// base64, multipart) and opened by the codec. A message is accepted when it
-// opens and verifies, names the configured server, has a sequence newer than
-// the last accepted one and is not dated more than MaxFuture ahead. Every
-// rejected message is logged once with the reason and never replaces the
-// last good address.
+// deletes mail. It shows the valid message with the highest sequence number
+// (opens and verifies, names the configured server, not dated more than
+// MaxFuture ahead), never the newest by UID, since anyone can append junk or
+// a replayed old message. A scan searches UID windows growing down from
+// UIDNEXT for small messages with the subject (SEARCH SUBJECT … SMALLER …),
+// reads candidates in batched UID FETCHes (text, size and INTERNALDATE in
+// one), and stops below a valid message delivered on time, using the
+// arrival slack of docs/protocol.md §4.2. Examined UIDs are kept as ranges
+// per UIDVALIDITY, so no message is downloaded twice; rejections that depend
+// on this client (its keys, its name, its clock) are held and read again
+// when that changes. When the mailbox holds messages for this client but
+// none it can accept, Update.Problem and Result.Problem say why.
 //
 // Run watches the mailbox: IMAP IDLE where the server advertises it
 // (re-issued every IdleRefresh with a NOOP check), polling otherwise, and
 // short poll sessions on a shared mailbox whose connection limit is reached
-// (Idle auto). It reconnects with backoff, tracks staleness and an optional
-// TCP probe, persists the last accepted message and reports Updates to a
-// Consumer. FetchOnce and Check serve the one-shot CLI verbs.
+// (Idle auto). It reconnects with backoff (a refused password backs off to
+// hours), tracks staleness and an optional TCP probe, persists the last
+// accepted message and reports Updates to a Consumer. FetchOnce, Check and
+// CheckNewest serve the one-shot CLI verbs.
 package fetcher
 
 import (
