@@ -77,15 +77,16 @@ type scanner struct {
 	skip   uidRanges // not to search or read this round
 	budget int64     // body bytes this round may read
 
-	searched uidRanges // the windows searched this round
-	cands    []uint32  // the candidates those searches found
-	results  []judgement
-	best     *judgement // the valid message with the highest sequence
-	cutoff   time.Time  // candidates that arrived before it cannot be newer
-	floor    uint32     // UIDs ≤ floor cannot be newer (0: none)
-	batch    int        // the size of the next UID FETCH
-	bytes    int64
-	complete bool // every candidate was judged, or the floor reached
+	searched  uidRanges // the windows searched this round
+	cands     []uint32  // the candidates those searches found
+	results   []judgement
+	best      *judgement // the valid message with the highest sequence
+	cutoff    time.Time  // candidates that arrived before it cannot be newer
+	cutoffUID uint32     // the message that set cutoff
+	floor     uint32     // UIDs ≤ floor cannot be newer (0: none)
+	batch     int        // the size of the next UID FETCH
+	bytes     int64
+	complete  bool // every candidate was judged, or the floor reached
 }
 
 // scanOutcome is what one round of a scan found.
@@ -229,7 +230,7 @@ func (sc *scanner) judgeAll(ctx context.Context, uids []uint32) (stop bool, err 
 				// not been told yet: left for the next scan.
 				continue
 			}
-			if !sc.cutoff.IsZero() && m.InternalDate.Before(sc.cutoff) {
+			if !sc.cutoff.IsZero() && !m.InternalDate.IsZero() && m.InternalDate.Before(sc.cutoff) {
 				sc.floor, sc.complete = uid, true
 				return true, nil
 			}
@@ -265,7 +266,7 @@ func (sc *scanner) judgeOne(m rawMessage) bool {
 	if j.verdict.genuine() && !m.InternalDate.IsZero() && m.InternalDate.Sub(j.p.IssuedAt) <= f.o.Slack {
 		// Delivered on time: not a replay (see scanner).
 		if c := m.InternalDate.Add(-f.o.Slack); c.After(sc.cutoff) {
-			sc.cutoff = c
+			sc.cutoff, sc.cutoffUID = c, m.UID
 		}
 	}
 	return false
@@ -302,6 +303,11 @@ func (f *Fetcher) commitScan(sc *scanner) scanOutcome {
 func (sc *scanner) recordSearched(st *saved) {
 	cands := slices.Clone(sc.cands)
 	slices.Sort(cands)
+	// A future-dated message that no search finds any more was expunged.
+	st.Future = slices.DeleteFunc(st.Future, func(m futureMessage) bool {
+		_, found := slices.BinarySearch(cands, m.UID)
+		return sc.searched.has(m.UID) && !found
+	})
 	k := 0
 	for _, g := range sc.searched {
 		lo := g.Lo
@@ -327,9 +333,11 @@ func (sc *scanner) record(st *saved, j *judgement) {
 	}
 	switch j.verdict {
 	case valid, notNewer:
-		// Valid ones are read again until a complete round accepts the
-		// best; they are few, and they carry the cutoff.
-		if sc.complete {
+		// Until a complete round accepts it, the best is read again in the
+		// next round, and so is the message that set the cutoff; the
+		// others can never be chosen over the best.
+		keep := !sc.complete && ((sc.best != nil && j.uid == sc.best.uid) || j.uid == sc.cutoffUID)
+		if !keep {
 			st.Examined.addUID(j.uid)
 		}
 	case junk:

@@ -347,3 +347,37 @@ func TestCheckNewest(t *testing.T) {
 		})
 	}
 }
+
+// TestManyValidMessagesOverRounds: a fresh client, a mailbox of genuine
+// messages that all arrived late (a restored mailbox: no early stop) and a
+// small byte budget: the scan goes on round after round, reading each
+// message once, and takes the highest sequence, wherever it is.
+func TestManyValidMessagesOverRounds(t *testing.T) {
+	t.Parallel()
+	e, arrive := newArrivalEnv(t, loopmail.Options{})
+	now := time.Now()
+	arrive.set(now)
+	for i := range 300 {
+		seq := uint64(i + 1)
+		if i == 100 {
+			seq = 5000 // the newest, low in the mailbox
+		}
+		e.deliver(plainMail(testSubject, sealWith(t, e.sk, payload(seq, fmt.Sprintf("192.0.2.%d", i%200+1), now.Add(-48*time.Hour+time.Duration(i)*time.Minute))), now))
+	}
+	o, logs := e.options()
+	o.RoundBytes = 16 << 10
+	e.srv.ResetStats()
+	got, err := fetchOnce(t, e.newFetcher(o))
+	if err != nil || got.Seq != 5000 {
+		t.Fatalf("FetchOnce = %+v, %v; want seq 5000", got, err)
+	}
+	st := e.srv.Stats()
+	rounds := len(logs.Lines("reading on"))
+	t.Logf("%d bytes from the server, %d commands, %d rounds", st.IMAPBytesOut, st.IMAPCommands, rounds+1)
+	if rounds < 5 {
+		t.Errorf("rounds = %d, want several with a 16 KiB budget", rounds+1)
+	}
+	if max := int64(300 * 1400); st.IMAPBytesOut > max {
+		t.Errorf("bytes from the server = %d, want under %d (each message read about once)", st.IMAPBytesOut, max)
+	}
+}
