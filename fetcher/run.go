@@ -364,7 +364,6 @@ func (r *runner) fetch(ctx context.Context, s *session) error {
 		}
 		// The round spent its byte budget with candidates left: go on at
 		// once, reporting progress in between.
-		f.log.Info("many candidate messages; reading on", "uid_validity", s.uidValidity)
 		r.emit(true, nil)
 		if err := ctx.Err(); err != nil {
 			return err

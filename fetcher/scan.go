@@ -292,6 +292,9 @@ func (f *Fetcher) commitScan(sc *scanner) scanOutcome {
 	if sc.complete && sc.best != nil {
 		out = f.acceptLocked(sc.best, out)
 	}
+	if !sc.complete {
+		f.log.Info("many candidate messages; reading on", "read_bytes", sc.bytes, "examined_uids", st.Examined.count())
+	}
 	f.saveLocked()
 	return out
 }
