@@ -111,6 +111,12 @@ func (e *env) seedMaildir(mailbox string, n int, now time.Time) {
 		if err := os.WriteFile(tmp, raw, 0o644); err != nil {
 			e.t.Fatalf("seed %s: %v", mailbox, err)
 		}
+		// Dovecot takes a maildir message's INTERNALDATE from its mtime:
+		// each old heartbeat arrived when it was issued, 48 h ago.
+		at := time.Unix(base+int64(i), 0).Add(-48 * time.Hour)
+		if err := os.Chtimes(tmp, at, at); err != nil {
+			e.t.Fatalf("seed %s: %v", mailbox, err)
+		}
 		if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
 			e.t.Fatalf("seed %s: %v", mailbox, err)
 		}
