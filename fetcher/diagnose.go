@@ -156,14 +156,14 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("check: %w", err)
 	}
 	defer s.logout(ctx)
-	cands, err := f.newestCandidates(ctx, s, f.o.Subject)
+	cands, err := f.newestCandidates(ctx, s, f.o.Subject, 0)
 	if err != nil {
 		return "", fmt.Errorf("check: %w", err)
 	}
 	if len(cands) == 0 && f.o.Subject == defaultSubject(f.o.Name) {
 		// The subject names this client's server: look for messages of
 		// another name, to say so.
-		if cands, err = f.newestCandidates(ctx, s, defaultSubject("")); err != nil {
+		if cands, err = f.newestCandidates(ctx, s, defaultSubject(""), 0); err != nil {
 			return "", fmt.Errorf("check: %w", err)
 		}
 	}
@@ -206,16 +206,21 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 }
 
 // newestCandidates returns up to maxCheckCandidates UIDs of the newest
-// small messages with subject, newest first.
-func (f *Fetcher) newestCandidates(ctx context.Context, s *session, subject string) ([]uint32, error) {
+// small messages with subject, newest first, searching at most span UIDs
+// below the top (0: the whole mailbox).
+func (f *Fetcher) newestCandidates(ctx context.Context, s *session, subject string, span uint32) ([]uint32, error) {
 	top, err := s.topUID(ctx)
 	if err != nil {
 		return nil, err
 	}
+	bottom := uint32(1)
+	if span > 0 && top > span {
+		bottom = top - span + 1
+	}
 	var cands []uint32
-	for hi, window := top, uint32(firstWindow); hi > 0 && len(cands) < maxCheckCandidates; window = min(window*windowGrowth, maxWindow) {
-		lo := uint32(1)
-		if hi > window {
+	for hi, window := top, uint32(firstWindow); hi >= bottom && hi > 0 && len(cands) < maxCheckCandidates; window = min(window*windowGrowth, maxWindow) {
+		lo := bottom
+		if hi-bottom+1 > window {
 			lo = hi - window + 1
 		}
 		uids, err := s.search(ctx, uidRanges{{lo, hi}}, subject, f.o.MaxSize)
@@ -242,8 +247,11 @@ func addrText(p codec.Payload) string {
 }
 
 // probeBatch is how many of the newest "ipsync …" messages probeOtherNames
-// reads.
-const probeBatch = 4
+// reads, and probeSpan how many of the newest UIDs it searches.
+const (
+	probeBatch = 4
+	probeSpan  = 1024
+)
 
 // probeOtherNames runs when a complete scan leaves this client with no
 // address and nothing rejected, and the subject is the default one for its
@@ -261,7 +269,7 @@ func (f *Fetcher) probeOtherNames(ctx context.Context, s *session) error {
 	if !want {
 		return nil
 	}
-	cands, err := f.newestCandidates(ctx, s, defaultSubject(""))
+	cands, err := f.newestCandidates(ctx, s, defaultSubject(""), probeSpan)
 	if err != nil || len(cands) == 0 {
 		return err
 	}
