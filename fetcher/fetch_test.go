@@ -3,6 +3,7 @@ package fetcher
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime/quotedprintable"
@@ -51,8 +52,19 @@ func TestFetchOnceEndToEnd(t *testing.T) {
 		t.Errorf("FetchOnce().Age = %v, want about 1m", got.Age)
 	}
 	js, err := got.MarshalJSON()
-	if err != nil || !strings.Contains(string(js), `"ipv4":"203.0.113.7"`) || !strings.Contains(string(js), `"sequence":7`) || !strings.Contains(string(js), `"age_seconds":60`) || strings.Contains(string(js), "problem") {
-		t.Errorf("MarshalJSON = %s, %v; want name, ipv4, sequence and age_seconds fields and no problem", js, err)
+	var back struct {
+		Name       string  `json:"name"`
+		IPv4       *string `json:"ipv4"`
+		Seq        uint64  `json:"sequence"`
+		AgeSeconds *int64  `json:"age_seconds"`
+		Problem    *string `json:"problem"`
+	}
+	if err == nil {
+		err = json.Unmarshal(js, &back)
+	}
+	if err != nil || back.Name != testName || back.IPv4 == nil || *back.IPv4 != "203.0.113.7" || back.Seq != 7 ||
+		back.AgeSeconds == nil || *back.AgeSeconds < 60 || *back.AgeSeconds > 3600 || back.Problem != nil {
+		t.Errorf("MarshalJSON = %s, %v; want name, ipv4, sequence and age_seconds (about 60) fields and no problem", js, err)
 	}
 	msgs, err := e.srv.Messages(testUser)
 	if err != nil || len(msgs) != 1 {

@@ -48,13 +48,12 @@ func (v verdict) genuine() bool { return v == valid || v == notNewer }
 
 // judgement is one candidate, read and judged.
 type judgement struct {
-	uid      uint32
-	arrived  time.Time // INTERNALDATE
-	p        codec.Payload
-	verdict  verdict
-	reason   string // why it was rejected; "" if valid
-	keyID    string // otherKey: the key id the message names
-	received time.Time
+	uid     uint32
+	arrived time.Time // INTERNALDATE
+	p       codec.Payload
+	verdict verdict
+	reason  string // why it was rejected; "" if valid
+	keyID   string // otherKey: the key id the message names
 }
 
 // scanner is one round of a scan: it walks the mailbox from UIDNEXT down,
