@@ -286,7 +286,10 @@ func (f *Fetcher) commitScan(sc *scanner) scanOutcome {
 		sc.record(st, &sc.results[i])
 	}
 	if sc.floor > 0 {
+		// Nothing at or below the floor can be newer, held ones included.
 		st.Examined.add(1, sc.floor)
+		st.Held.removeUpTo(sc.floor)
+		st.Future = slices.DeleteFunc(st.Future, func(m futureMessage) bool { return m.UID <= sc.floor })
 	}
 	if sc.complete && sc.best != nil {
 		out = f.acceptLocked(sc.best, out)
