@@ -242,7 +242,7 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 	noMessage := errors.Is(err, fetcher.ErrNoMessage)
 	switch {
 	case errors.Is(err, fetcher.ErrAuthRefused):
-		return withCode(exitUsage, fmt.Errorf("%s refused the login of %s: check mail.username and mail.password (%w)", cfg.Mail.IMAP.Host, cfg.Mail.Username, err))
+		return withCode(exitUsage, fmt.Errorf("%s refused the login of %s: check mail.password (and mail.username, which defaults to mail.address) (%w)", cfg.Mail.IMAP.Host, cfg.Mail.Username, err))
 	case err != nil && !noMessage:
 		return withCode(exitNetwork, err)
 	}

@@ -103,3 +103,19 @@ func TestFetchLine(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchPasswordRefused: a refused login is a configuration problem
+// (exit 2) naming mail.password, not a network error, and never prints the
+// password.
+func TestFetchPasswordRefused(t *testing.T) {
+	e := newE2E(t)
+	dir := filepath.Dir(e.clientCfg)
+	if err := os.WriteFile(filepath.Join(dir, "wrong-password"), []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.variant(t, "wrong-password.yaml", "password: file:password", "password: file:wrong-password")
+	code, out, errOut := runCLI(t, "fetch", "--once", "--config", cfg)
+	if code != exitUsage || !strings.Contains(errOut, "refused the login of office@ipsync.test: check mail.password") || strings.Contains(out+errOut, "not-the-password") {
+		t.Errorf("fetch (wrong password) = %d %q %q, want %d naming mail.password without the password", code, out, errOut, exitUsage)
+	}
+}
