@@ -66,7 +66,7 @@ type judgement struct {
 // issued_at is not a replay, and anything with a higher sequence was
 // issued after it, so arrived after its issued_at minus the slack. Once
 // the walk reaches a candidate that arrived before that point, nothing
-// below can be newer (see docs/protocol.md, "Choosing the message").
+// below can be newer (docs/protocol.md §4.2).
 type scanner struct {
 	f    *Fetcher
 	s    *session
