@@ -84,8 +84,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	for _, l := range lines {
 		if l.err != nil {
 			failed++
-			var ee *exitError
-			if errors.As(l.err, &ee) && ee.code == exitUsage {
+			if exitCode(l.err) == exitUsage {
 				configFailed = true
 			}
 			fmt.Fprintf(e.stdout, "FAIL %s: %v\n", l.item, l.err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"ipsync/codec"
@@ -27,9 +28,14 @@ const fetchSynopsis = `ipsync fetch --once [--config F] [--json]
 
 Reads the mailbox once and prints the newest valid address, e.g.
   office 203.0.113.7 2001:db8::7 (seq 42, issued 3m ago)
-With --json: {"name", "ipv4", "ipv6", "sequence", "issued_at", "age_seconds", "format"}.
-Exit 0 with an address, 1 when the mailbox holds no valid message, 2 for a
-config error, 3 for a mail or network error, 4 when this computer failed.`
+With --json: {"name", "ipv4", "ipv6", "sequence", "issued_at", "age_seconds",
+"format", "heartbeat_seconds", "problem"} (null or left out when unknown).
+When the mailbox holds messages this client cannot accept (another key,
+another name, dated in the future) and its address is overdue, it says why
+(the "problem"), prints the cached address only as "last known, N h old"
+and exits 1. Exit 0 with a current address, 1 when there is no valid one,
+2 for a config error (a refused password included), 3 for a mail or
+network error, 4 when this computer failed.`
 
 // newFetcher builds the fetcher of cfg.
 func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) {
@@ -124,7 +130,7 @@ func logClientUpdate(log *slog.Logger, first bool, last, u fetcher.Update) {
 		if u.Err != nil {
 			attrs = append(attrs, "err", u.Err)
 		}
-		if u.State == fetcher.Error || u.State == fetcher.Unreachable || u.State == fetcher.Stale {
+		if u.State == fetcher.Error || u.State == fetcher.AuthRefused || u.State == fetcher.Unreachable || u.State == fetcher.Stale {
 			log.Warn("client state", attrs...)
 		} else {
 			log.Info("client state", attrs...)
@@ -162,35 +168,38 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	r, err := f.FetchOnce(ctx)
-	if errors.Is(err, fetcher.ErrNoMessage) {
-		return withCode(exitNoResult, fmt.Errorf("no valid message from %q in %s (has the server published yet? see `ipsync check`)", cfg.Name, cfg.Mail.IMAP.Mailbox))
-	}
-	if err != nil {
+	noMessage := errors.Is(err, fetcher.ErrNoMessage)
+	switch {
+	case errors.Is(err, fetcher.ErrAuthRefused):
+		log.Debug("fetch failed", "err", err)
+		return withCode(exitUsage, explainMail(cfg, mailconn.IMAP, err))
+	case err != nil && !noMessage:
 		// FetchOnce's other errors are mail or network failures.
 		log.Debug("fetch failed", "err", err)
 		return withCode(exitNetwork, explainMail(cfg, mailconn.IMAP, err))
 	}
 	if *asJSON {
-		out := struct {
-			Name       string  `json:"name"`
-			IPv4       *string `json:"ipv4"`
-			IPv6       *string `json:"ipv6"`
-			Seq        uint64  `json:"sequence"`
-			IssuedAt   string  `json:"issued_at"`
-			AgeSeconds int64   `json:"age_seconds"`
-			Format     string  `json:"format"`
-		}{Name: r.Name, Seq: r.Seq, IssuedAt: r.IssuedAt.UTC().Format(time.RFC3339), AgeSeconds: int64(r.Age / time.Second), Format: string(r.Format)}
-		if r.IPv4.IsValid() {
-			s := r.IPv4.String()
-			out.IPv4 = &s
+		if err := json.NewEncoder(e.stdout).Encode(r); err != nil {
+			return err
 		}
-		if r.IPv6.IsValid() {
-			s := r.IPv6.String()
-			out.IPv6 = &s
-		}
-		enc := json.NewEncoder(e.stdout)
-		return enc.Encode(out)
+	} else if !noMessage {
+		fmt.Fprintln(e.stdout, fetchLine(r, r.Problem != ""))
 	}
+	switch {
+	case noMessage && r.Problem != "":
+		return withCode(exitNoResult, fmt.Errorf("no valid message from %q in %s: %s", cfg.Name, cfg.Mail.IMAP.Mailbox, r.Problem))
+	case noMessage:
+		return withCode(exitNoResult, fmt.Errorf("no valid message from %q in %s (has the server published yet? see `ipsync check`)", cfg.Name, cfg.Mail.IMAP.Mailbox))
+	case r.Problem != "":
+		return withCode(exitNoResult, fmt.Errorf("no current address for %q: %s", cfg.Name, r.Problem))
+	}
+	return nil
+}
+
+// fetchLine is the text form of a fetch result, e.g.
+// "office 203.0.113.7 (seq 42, issued 3m0s ago)"; a result that is only the
+// last known address says so and how old it is.
+func fetchLine(r fetcher.Result, lastKnown bool) string {
 	line := r.Name
 	for _, a := range []interface {
 		IsValid() bool
@@ -200,16 +209,35 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 			line += " " + a.String()
 		}
 	}
-	if r.Format == codec.FormatLegacy {
-		line += fmt.Sprintf(" (legacy, unauthenticated; issued %s ago)", r.Age.Round(time.Second))
-	} else {
-		line += fmt.Sprintf(" (seq %d, issued %s ago)", r.Seq, r.Age.Round(time.Second))
+	age := r.Age.Round(time.Second)
+	when := fmt.Sprintf("issued %s ago", age)
+	if age < 0 {
+		when = fmt.Sprintf("dated %s ahead of this PC's clock", -age)
 	}
-	fmt.Fprintln(e.stdout, line)
-	return nil
+	switch {
+	case lastKnown:
+		return line + fmt.Sprintf(" (last known, %s old)", roughAge(age))
+	case r.Format == codec.FormatLegacy:
+		return line + fmt.Sprintf(" (legacy, unauthenticated; %s)", when)
+	}
+	return line + fmt.Sprintf(" (seq %d, %s)", r.Seq, when)
 }
 
-// checkClient tries the IMAP login and mailbox.
+// roughAge writes an age for people: "40 s", "12 min", "5 h", "3 days".
+func roughAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", max(0, int(d/time.Second)))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+}
+
+// checkClient tries the IMAP login and mailbox, then opens the newest
+// ipsync message with the configured key and name and says what it finds.
 func checkClient(ctx context.Context, cfg *config.Config, _ secrets) []checkLine {
 	item := fmt.Sprintf("imap %s:%d (%s) login and mailbox %s", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, cfg.Mail.IMAP.Mailbox)
 	f, err := newFetcher(cfg, slog.New(slog.DiscardHandler))
@@ -221,5 +249,17 @@ func checkClient(ctx context.Context, cfg *config.Config, _ secrets) []checkLine
 	if err := f.Check(ctx); err != nil {
 		return []checkLine{{item: item, err: explainMail(cfg, mailconn.IMAP, err)}}
 	}
-	return []checkLine{{item: item, note: "ok"}}
+	lines := []checkLine{{item: item, note: "ok"}}
+	newest := fmt.Sprintf("newest message for %q in %s", cfg.Name, cfg.Mail.IMAP.Mailbox)
+	note, err := f.CheckNewest(ctx)
+	if errors.Is(err, fetcher.ErrNoMessage) {
+		// Nothing published yet is no fault of this client's settings.
+		return append(lines, checkLine{item: newest, note: "none yet: " + strings.TrimPrefix(err.Error(), fetcher.ErrNoMessage.Error()+": ")})
+	}
+	if err != nil {
+		// Not a connection failure: the mailbox answers, but holds nothing
+		// this client accepts. The fix is in the config (key, name, clock).
+		err = withCode(exitUsage, err)
+	}
+	return append(lines, checkLine{item: newest, note: note, err: err})
 }

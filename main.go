@@ -31,8 +31,9 @@ import (
 
 // Exit codes, as listed in `ipsync help` and README.md ("CLI reference").
 // A verb classifies its errors with exitError; realMain gives an error
-// without a class exitNetwork when mailconn.IsNetwork says the network or
-// a mail server failed, and exitInternal otherwise.
+// without a class exitUsage for a refused password, exitNetwork when
+// mailconn.IsNetwork says the network or a mail server failed, and
+// exitInternal otherwise.
 const (
 	exitOK       = 0 // success
 	exitNoResult = 1 // ran, but there was no valid result (e.g. no valid message)
@@ -89,8 +90,8 @@ Every verb takes --help and --verbose (debug logs). The verbs that read a
 config file (server, client, publish, fetch, check) take --config FILE
 (default: %s).
 
-Exit codes: 0 ok, 1 no valid result, 2 usage or config error, 3 mail or
-network error, 4 a failure of this computer (disk full, no randomness) or a
+Exit codes: 0 ok, 1 no valid result, 2 usage or config error (a refused
+mail password too), 3 mail or network error, 4 a failure of this computer (disk full, no randomness) or a
 bug in ipsync.
 `
 
@@ -114,15 +115,19 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // exitCode is the exit code of a verb's error: its exitError's code, else
-// exitNetwork for a failure of the network or a mail server, else
-// exitInternal.
+// exitUsage for a refused user name or password (the fix is in the config,
+// and retrying cannot help), else exitNetwork for a failure of the network
+// or a mail server, else exitInternal.
 func exitCode(err error) int {
 	var ee *exitError
+	var me *mailconn.Error
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &me) && me.Problem == mailconn.ProblemAuth:
+		return exitUsage
 	case mailconn.IsNetwork(err):
 		return exitNetwork
 	}

@@ -201,6 +201,7 @@ func TestFaultServerWorks(t *testing.T) {
 		t.Fatalf("FetchOnce(fault server, no fault) = %+v, %v; want seq 1", got, err)
 	}
 	fs.failSearch.Store(true)
+	fs.deliver(t, plainMail(testSubject, sealWith(t, fs.sk, payload(2, "192.0.2.2", now)), now))
 	if _, err := f.FetchOnce(ctx); err == nil || !strings.Contains(err.Error(), "SERVERBUG") {
 		t.Fatalf("FetchOnce(failing SEARCH) = %v, want the SERVERBUG error", err)
 	}

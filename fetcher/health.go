@@ -37,13 +37,21 @@ func (u Update) Health(pollEvery time.Duration) health.Status {
 	case Current, Stale:
 	case Unreachable:
 		s.Err, s.ErrKind = "server not reachable", "probe"
-	case Error:
+	case Error, AuthRefused:
 		s.Err, s.ErrKind = "mail error", "mail"
+		if u.State == AuthRefused {
+			s.Err, s.ErrKind = "the mail server refused the password: check mail.password", "password"
+		}
 		if u.Err != nil {
 			s.Err = u.Err.Error()
 		}
 	default:
 		s.State = Unknown
+	}
+	if u.Problem != "" {
+		// Why no address is current (another key, another name, a clock
+		// ahead): shown whatever the state.
+		s.Err, s.ErrKind = u.Problem, "problem"
 	}
 	if u.Fetching {
 		s.State = health.Working

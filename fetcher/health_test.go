@@ -39,6 +39,9 @@ func TestUpdateHealth(t *testing.T) {
 		{"error without cause", Update{State: Error}, health.Error, "", "invalid IP", "mail error", "mail"},
 		{"long error is whole", Update{State: Error, Err: long}, health.Error, "", "invalid IP", long.Error(), "mail"},
 		{"out of range", Update{State: health.State(42), Payload: p}, health.Unknown, "", "invalid IP", "", ""},
+		{"password refused", Update{State: AuthRefused}, health.AuthRefused, "", "invalid IP", "the mail server refused the password: check mail.password", "password"},
+		{"password refused, explained", Update{State: AuthRefused, Err: errors.New("mail.password: refused")}, health.AuthRefused, "", "invalid IP", "mail.password: refused", "password"},
+		{"problem shown in any state", Update{State: Stale, Payload: p, Problem: "3 messages signed by another key"}, health.Stale, "", "invalid IP", "3 messages signed by another key", "problem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,7 +21,8 @@ const (
 	DefaultIdleRetry   = 30 * time.Minute
 	DefaultMaxSize     = 64 << 10
 	DefaultMaxFuture   = 10 * time.Minute
-	DefaultMaxTries    = 5
+	DefaultSlack       = 15 * time.Minute
+	DefaultRoundBytes  = 2 << 20
 	DefaultOpTimeout   = 30 * time.Second
 	DefaultHookTimeout = 30 * time.Second
 	DefaultProbeEvery  = time.Minute
@@ -144,9 +145,16 @@ type Options struct {
 	// MaxSize is the largest message read, in bytes; larger ones are
 	// skipped. 0 means 64 KiB.
 	MaxSize int64
-	// MaxTries is how many candidate messages one fetch examines, newest
-	// first, before giving up; 0 means 5.
-	MaxTries int
+	// Slack is how long after its issued_at a message may arrive (by the
+	// mail server's INTERNALDATE) and still count as delivered on time,
+	// and so how far below such a message a scan looks for a newer one
+	// delivered out of order; it also absorbs clock differences between
+	// the server and the mail server. 0 means 15 minutes.
+	Slack time.Duration
+	// RoundBytes bounds the message bytes one scan round downloads; a scan
+	// with candidates left goes on in another round at once, so a flood of
+	// junk delays the answer without starving the process. 0 means 2 MiB.
+	RoundBytes int64
 	// OpTimeout bounds each network operation (connect, one command);
 	// 0 means 30 seconds.
 	OpTimeout time.Duration
@@ -158,6 +166,10 @@ type Options struct {
 	// Logger receives the log; nil discards it.
 	Logger *slog.Logger
 }
+
+// defaultSubject is the subject searched for when Options.Subject is "";
+// the publisher's default is the same.
+func defaultSubject(name string) string { return "ipsync " + name }
 
 type realClock struct{}
 
@@ -186,7 +198,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Mailbox = DefaultMailbox
 	}
 	if o.Subject == "" {
-		o.Subject = "ipsync " + o.Name
+		o.Subject = defaultSubject(o.Name)
 	}
 	if strings.ContainsAny(o.Subject, "\r\n") {
 		errs = append(errs, errors.New("subject contains a line break"))
@@ -228,6 +240,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"hook_timeout", &o.HookTimeout, DefaultHookTimeout},
 		{"op_timeout", &o.OpTimeout, DefaultOpTimeout},
 		{"stale_after", &o.StaleAfter, 0},
+		{"slack", &o.Slack, DefaultSlack},
 	}
 	for _, d := range durations {
 		switch {
@@ -253,10 +266,10 @@ func (o Options) withDefaults() (Options, error) {
 	} else if o.MaxSize == 0 {
 		o.MaxSize = DefaultMaxSize
 	}
-	if o.MaxTries < 0 {
-		errs = append(errs, fmt.Errorf("max tries %d is negative", o.MaxTries))
-	} else if o.MaxTries == 0 {
-		o.MaxTries = DefaultMaxTries
+	if o.RoundBytes < 0 {
+		errs = append(errs, fmt.Errorf("round bytes %d is negative", o.RoundBytes))
+	} else if o.RoundBytes == 0 {
+		o.RoundBytes = DefaultRoundBytes
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}

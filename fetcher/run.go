@@ -19,8 +19,13 @@ const (
 	errorBackoffMin = time.Second
 	errorBackoffMax = 5 * time.Minute
 	limitBackoffMax = 30 * time.Second
-	probeTimeout    = 5 * time.Second
-	idleSettle      = 250 * time.Millisecond
+	// A refused password: from authBackoffMin doubling to authBackoffMax
+	// (jittered like the others), so that a wrong password on many PCs
+	// does not get the account locked; FetchNow retries at once.
+	authBackoffMin = 5 * time.Minute
+	authBackoffMax = 4 * time.Hour
+	probeTimeout   = 5 * time.Second
+	idleSettle     = 250 * time.Millisecond
 	// healthyIdle is how long IDLE must have run (or IdleRefresh, if
 	// shorter) for a session's end to be followed by an immediate
 	// reconnect rather than the error backoff.
@@ -46,10 +51,13 @@ type runner struct {
 	probeRes  chan error
 	fetchAsk  bool // a failed probe asks for a fetch
 
-	failures      int  // consecutive mail errors
-	limitFailures int  // consecutive connection-limit refusals
-	quickRetry    bool // the last session ended after a short IDLE and was retried at once
-	fetching      bool // the last Update had Fetching set
+	failures      int       // consecutive mail errors
+	authFailures  int       // consecutive refused logins
+	futureAsked   time.Time // the future-dated due time a fetch was asked for
+	problem       string    // the last Problem reported
+	limitFailures int       // consecutive connection-limit refusals
+	quickRetry    bool      // the last session ended after a short IDLE and was retried at once
+	fetching      bool      // the last Update had Fetching set
 	shared        bool
 	nextIdleTry   time.Time
 	noIdleCap     bool
@@ -94,8 +102,16 @@ func (f *Fetcher) Run(ctx context.Context, c Consumer) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if delay > 0 && r.wait(ctx, f.o.Clock.Now().Add(delay), nil, false) == evDone {
-			break
+		if delay <= 0 {
+			continue
+		}
+		switch r.wait(ctx, f.o.Clock.Now().Add(delay), nil, false) {
+		case evDone:
+			return nil
+		case evFetch:
+			// Fetch now (or a due future-dated message) retries a
+			// refused login at once, and restarts its backoff.
+			r.authFailures = 0
 		}
 	}
 	return nil
@@ -136,7 +152,7 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 	long := !idleSince.IsZero() && now.Sub(idleSince) >= min(healthyIdle, f.o.IdleRefresh)
 	switch {
 	case err == nil:
-		r.failures, r.limitFailures, r.quickRetry = 0, 0, false
+		r.failures, r.limitFailures, r.authFailures, r.quickRetry = 0, 0, 0, false
 		// A poll session, or an IDLE session that chose to poll.
 		return time.Duration(float64(f.o.PollEvery) * (0.75 + 0.25*f.o.Rand()))
 	case errors.Is(err, errLimit):
@@ -154,6 +170,17 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 			base *= 2
 		}
 		return jitter(min(base, f.o.PollEvery))
+	case errors.Is(err, ErrAuthRefused):
+		r.authFailures++
+		backoff := authBackoffMin
+		for i := 1; i < r.authFailures && backoff < authBackoffMax; i++ {
+			backoff *= 2
+		}
+		backoff = jitter(min(backoff, authBackoffMax))
+		r.mailErr = err
+		f.log.Warn("mail server refused the login; check the user name and mail.password", "user", f.o.Username, "err", err, "retry_in", backoff.Round(time.Second))
+		r.emit(false, nil)
+		return backoff
 	case long || (!idleSince.IsZero() && !r.quickRetry):
 		if long {
 			r.failures = 0
@@ -326,8 +353,23 @@ func (r *runner) fetch(ctx context.Context, s *session) error {
 	default:
 	}
 	r.emit(true, nil)
-	out, err := f.scan(ctx, s)
-	if err != nil {
+	var out scanOutcome
+	for {
+		var err error
+		if out, err = f.scan(ctx, s); err != nil {
+			return err
+		}
+		if out.Complete {
+			break
+		}
+		// The round spent its byte budget with candidates left: go on at
+		// once, reporting progress in between.
+		r.emit(true, nil)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := f.probeOtherNames(ctx, s); err != nil {
 		return err
 	}
 	now := f.o.Clock.Now()
@@ -365,7 +407,15 @@ func (r *runner) wait(ctx context.Context, due time.Time, closed <-chan struct{}
 			}
 			r.emit(false, nil)
 		}
+		if r.problemNow(now) != r.problem {
+			r.emit(false, nil)
+		}
 		r.maybeProbe(ctx, now)
+		if due := f.nextFutureDue(); !due.IsZero() && !now.Before(due) && !due.Equal(r.futureAsked) {
+			// A message dated ahead may now be accepted.
+			r.futureAsked = due
+			return evFetch
+		}
 		if r.fetchAsk {
 			r.fetchAsk = false
 			return evFetch
@@ -382,8 +432,12 @@ func (r *runner) wait(ctx context.Context, due time.Time, closed <-chan struct{}
 		if !r.stale {
 			earliest(r.staleAt())
 		}
+		earliest(r.overdueAt(now))
 		if r.probeEnabled() && !r.probing {
 			earliest(r.nextProbe)
+		}
+		if due := f.nextFutureDue(); !due.Equal(r.futureAsked) {
+			earliest(due)
 		}
 		var timer Timer
 		var tc <-chan time.Time
@@ -430,6 +484,34 @@ func (r *runner) staleAt() time.Time {
 		limit = 2*hb + DefaultStaleGrace
 	}
 	return p.IssuedAt.Add(limit)
+}
+
+// overdueAt is when the last accepted message becomes overdue (one
+// heartbeat plus the grace, when rejected messages become a Problem);
+// zero if there is none or it is overdue already.
+func (r *runner) overdueAt(now time.Time) time.Time {
+	p, _, _, ok := r.f.snapshot()
+	r.f.mu.Lock()
+	rej := r.f.st.Rejected
+	r.f.mu.Unlock()
+	if !ok || len(rej.OtherKey)+len(rej.OtherName)+len(rej.Junk) == 0 {
+		return time.Time{} // nothing would be reported
+	}
+	hb := p.Heartbeat
+	if hb <= 0 {
+		hb = DefaultHeartbeat
+	}
+	at := p.IssuedAt.Add(hb + DefaultStaleGrace + time.Second)
+	if !now.Before(at) {
+		return time.Time{}
+	}
+	return at
+}
+
+func (r *runner) problemNow(now time.Time) string {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.f.problemLocked(now)
 }
 
 func (r *runner) isStale(now time.Time) bool {
@@ -521,7 +603,18 @@ func (r *runner) emit(fetching bool, out *scanOutcome) {
 	if out != nil && out.Accepted {
 		u.Changed = out.Changed
 	}
+	u.Problem = r.problemNow(r.f.o.Clock.Now())
+	if u.Problem != r.problem {
+		if u.Problem != "" {
+			r.f.log.Warn("no current address for this client", "problem", u.Problem)
+		} else {
+			r.f.log.Info("the problem reported before is solved")
+		}
+		r.problem = u.Problem
+	}
 	switch {
+	case errors.Is(r.mailErr, ErrAuthRefused):
+		u.State, u.Err = AuthRefused, r.mailErr
 	case r.mailErr != nil:
 		u.State, u.Err = Error, r.mailErr
 	case !ok:

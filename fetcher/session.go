@@ -21,6 +21,28 @@ import (
 // throttling: normal operation on a shared mailbox, never the Error state.
 var errLimit = errors.New("mail server refused the connection (connection limit or throttling)")
 
+// ErrAuthRefused marks a login the mail server refused: a wrong user name
+// or password, an expired or locked account (IMAP NO with
+// [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED], [EXPIRED] or
+// [CONTACTADMIN], RFC 5530, or a plain NO to LOGIN). It is the user's to
+// fix; retrying soon only risks a locked account.
+var ErrAuthRefused = errors.New("mail server refused the login")
+
+// authRefused wraps a LOGIN error in ErrAuthRefused when it is a refusal
+// of the credentials, not a limit (see classify) or a broken connection.
+func authRefused(err error) error {
+	var ie *imap.Error
+	if err == nil || errors.Is(err, errLimit) || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		return err
+	}
+	switch ie.Code {
+	case "", imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
+		imap.ResponseCodeExpired, imap.ResponseCodeContactAdmin:
+		return fmt.Errorf("%w: %w", ErrAuthRefused, err)
+	}
+	return err
+}
+
 // errTimeout is the cause when one network operation takes too long.
 var errTimeout = errors.New("imap operation timed out")
 
@@ -126,7 +148,7 @@ type session struct {
 	timeout time.Duration
 
 	uidValidity uint32
-	uidNext     imap.UID
+	uidNext     imap.UID // from EXAMINE; 0 once used (it goes out of date)
 	caps        imap.CapSet
 }
 
@@ -157,7 +179,7 @@ func dial(ctx context.Context, o *Options, exists chan<- struct{}) (*session, er
 	s.c = c
 	if err := s.do(ctx, "log in", func() error { return c.Login(o.Username, o.Password).Wait() }); err != nil {
 		c.Close()
-		return nil, classify(err, s.bye.Text())
+		return nil, authRefused(classify(err, s.bye.Text()))
 	}
 	return s, nil
 }
@@ -211,213 +233,112 @@ func (s *session) noop(ctx context.Context) error {
 	return s.do(ctx, "noop", func() error { return s.c.Noop().Wait() })
 }
 
-// cursor walks the UIDs of messages with the configured subject above
-// lastSeen, newest first, leaving out those in [skipLo, skipHi] (examined
-// before) at the cost of at most one extra search. It uses ESEARCH RETURN
-// (MAX) when the server advertises it; otherwise plain UID SEARCH over
-// windows of UIDs that grow downwards from UIDNEXT, so a search's answer
-// stays small however large the mailbox is.
-type cursor struct {
-	s        *session
-	subject  string
-	lastSeen imap.UID
-	esearch  bool
-
-	skipLo, skipHi imap.UID // 0, 0: nothing to skip
-
-	hi      imap.UID   // ESEARCH: candidates are below hi (0: no bound)
-	pending []imap.UID // plain search: found, not yet returned, descending
-	lo      imap.UID   // plain search: the current window's lowest UID
-	window  uint32
-	started bool
-	done    bool
-}
-
-const firstWindow = 16
-
-func newCursor(s *session, subject string, lastSeen, skipLo, skipHi imap.UID) *cursor {
-	if skipLo <= lastSeen || skipHi < skipLo {
-		skipLo, skipHi = 0, 0
+// topUID returns the highest UID the mailbox holds: UIDNEXT-1 from EXAMINE
+// the first time; later (mail may have arrived) or when the server left
+// UIDNEXT out, the UID of the last message by the message count the
+// server reported (EXISTS), 0 for an empty mailbox.
+func (s *session) topUID(ctx context.Context) (uint32, error) {
+	if s.uidNext > 0 {
+		top := uint32(s.uidNext) - 1
+		s.uidNext = 0
+		return top, nil
 	}
-	return &cursor{
-		s:        s,
-		subject:  subject,
-		lastSeen: lastSeen,
-		esearch:  s.caps.Has(imap.CapESearch),
-		skipLo:   skipLo,
-		skipHi:   skipHi,
-		window:   firstWindow,
+	n := uint32(0)
+	if mb := s.c.Mailbox(); mb != nil {
+		n = mb.NumMessages
 	}
-}
-
-func (cu *cursor) skipped(uid imap.UID) bool {
-	return cu.skipLo != 0 && uid >= cu.skipLo && uid <= cu.skipHi
-}
-
-func (cu *cursor) criteria(lo, hi imap.UID) *imap.SearchCriteria {
-	var set imap.UIDSet
-	set.AddRange(lo, hi) // hi 0 is "*"
-	return &imap.SearchCriteria{
-		UID:    []imap.UIDSet{set},
-		Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: cu.subject}},
+	if n == 0 {
+		return 0, nil
 	}
-}
-
-// next returns the next candidate UID, or ok false when there is none.
-func (cu *cursor) next(ctx context.Context) (imap.UID, bool, error) {
-	if cu.esearch {
-		return cu.nextMax(ctx)
-	}
-	for len(cu.pending) == 0 {
-		if cu.done {
-			return 0, false, nil
-		}
-		if err := cu.searchWindow(ctx); err != nil {
-			return 0, false, err
-		}
-	}
-	uid := cu.pending[0]
-	cu.pending = cu.pending[1:]
-	return uid, true, nil
-}
-
-func (cu *cursor) nextMax(ctx context.Context) (imap.UID, bool, error) {
-	for {
-		if cu.done {
-			return 0, false, nil
-		}
-		lo := cu.lastSeen + 1
-		if cu.hi != 0 && cu.hi <= lo {
-			cu.done = true
-			return 0, false, nil
-		}
-		var hi imap.UID // "*"
-		if cu.hi != 0 {
-			hi = cu.hi - 1
-		}
-		var data *imap.SearchData
-		err := cu.s.do(ctx, "search mailbox", func() error {
-			var err error
-			data, err = cu.s.c.UIDSearch(cu.criteria(lo, hi), &imap.SearchOptions{ReturnMax: true}).Wait()
-			return err
-		})
-		if err != nil {
-			return 0, false, err
-		}
-		// "lo:*" matches the highest UID even when it is below lo: check.
-		uid := imap.UID(data.Max)
-		if uid == 0 || uid < lo || (cu.hi != 0 && uid >= cu.hi) {
-			cu.done = true
-			return 0, false, nil
-		}
-		cu.hi = uid
-		if cu.skipped(uid) {
-			cu.hi = cu.skipLo // continue below the skipped run
-			continue
-		}
-		return uid, true, nil
-	}
-}
-
-func (cu *cursor) searchWindow(ctx context.Context) error {
-	floor := cu.lastSeen + 1
-	var lo, hi imap.UID
-	if !cu.started {
-		cu.started = true
-		lo, hi = floor, 0
-		if top := cu.s.uidNext; top > floor && uint32(top-floor) > cu.window {
-			lo = top - imap.UID(cu.window)
-		}
-	} else {
-		if cu.lo <= floor {
-			cu.done = true
-			return nil
-		}
-		hi = cu.lo - 1
-		if cu.skipped(hi) {
-			// Jump below the skipped run instead of searching through it.
-			if hi = cu.skipLo - 1; hi < floor {
-				cu.done = true
-				return nil
-			}
-		}
-		lo = floor
-		if uint32(hi-floor)+1 > cu.window {
-			lo = hi - imap.UID(cu.window) + 1
-		}
-	}
-	cu.lo = lo
-	if lo <= floor {
-		cu.done = true
-	}
-	cu.window *= 4
-	var data *imap.SearchData
-	err := cu.s.do(ctx, "search mailbox", func() error {
+	// "N:*" rather than "*" alone: it also covers a count that is a little
+	// low, and go-imap's imapmemserver does not resolve a lone "*".
+	var msgs []*imapclient.FetchMessageBuffer
+	err := s.do(ctx, "fetch the last UID", func() error {
 		var err error
-		data, err = cu.s.c.UIDSearch(cu.criteria(lo, hi), nil).Wait()
+		msgs, err = s.c.Fetch(imap.SeqSet{{Start: max(1, n-1), Stop: 0}}, &imap.FetchOptions{UID: true}).Collect()
 		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	uids := data.AllUIDs()
-	found := uids[:0]
-	for _, u := range uids {
-		if u >= lo && (hi == 0 || u <= hi) && !cu.skipped(u) {
-			found = append(found, u)
+	var top imap.UID
+	for _, m := range msgs {
+		top = max(top, m.UID)
+	}
+	return uint32(top), nil
+}
+
+// search returns, in descending order, the UIDs in set of messages with
+// subject that are at most maxSize bytes (SMALLER): the candidates. One
+// UID SEARCH; the server matches only the UIDs in set, so its work grows
+// with the window, not with the mailbox.
+func (s *session) search(ctx context.Context, set uidRanges, subject string, maxSize int64) ([]uint32, error) {
+	if len(set) == 0 {
+		return nil, nil
+	}
+	var uids imap.UIDSet
+	for _, r := range set {
+		uids.AddRange(imap.UID(r.Lo), imap.UID(r.Hi))
+	}
+	criteria := &imap.SearchCriteria{
+		UID:     []imap.UIDSet{uids},
+		Header:  []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: subject}},
+		Smaller: maxSize + 1,
+	}
+	var data *imap.SearchData
+	err := s.do(ctx, "search mailbox", func() error {
+		var err error
+		data, err = s.c.UIDSearch(criteria, nil).Wait()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var found []uint32
+	for _, u := range data.AllUIDs() {
+		if uids.Contains(u) {
+			found = append(found, uint32(u))
 		}
 	}
 	slices.Sort(found)
 	slices.Reverse(found)
-	cu.pending = slices.Compact(found)
-	return nil
+	return slices.Compact(found), nil
 }
 
 // rawMessage is one candidate as read from the server.
 type rawMessage struct {
-	UID          imap.UID
+	UID          uint32
 	Size         int64
 	InternalDate time.Time
-	Body         []byte // nil when the message is too large
+	Body         []byte // nil when the message is larger than the limit
 }
 
-// errGone: the message disappeared between search and fetch.
-var errGone = errors.New("message no longer in the mailbox")
-
-// read fetches the size and date of uid, then, if it is at most maxSize
-// bytes, its full text without setting \Seen (BODY.PEEK[]).
-func (s *session) read(ctx context.Context, uid imap.UID, maxSize int64) (rawMessage, error) {
-	m := rawMessage{UID: uid}
-	set := imap.UIDSetNum(uid)
-	var meta []*imapclient.FetchMessageBuffer
-	err := s.do(ctx, "fetch message size", func() error {
-		var err error
-		meta, err = s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
-		return err
-	})
-	if err != nil {
-		return m, err
+// fetch reads the size, arrival time (INTERNALDATE) and full text of uids
+// in one UID FETCH, without setting \Seen (BODY.PEEK[]). A text longer
+// than maxSize is not kept (Body nil). Messages the server does not return
+// (expunged, or too new for this session) are missing from the map. n is
+// the number of body bytes received.
+func (s *session) fetch(ctx context.Context, uids []uint32, maxSize int64) (msgs map[uint32]rawMessage, n int64, err error) {
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
 	}
-	i := slices.IndexFunc(meta, func(b *imapclient.FetchMessageBuffer) bool { return b.UID == uid })
-	if i < 0 {
-		return m, errGone
-	}
-	m.Size, m.InternalDate = meta[i].RFC822Size, meta[i].InternalDate
-	if m.Size > maxSize {
-		return m, nil
-	}
+	msgs = make(map[uint32]rawMessage, len(uids))
 	section := &imap.FetchItemBodySection{Peek: true}
-	var body []byte
-	tooBig := false
-	err = s.do(ctx, "fetch message", func() error {
-		cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	opts := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section}}
+	err = s.do(ctx, "fetch messages", func() error {
+		cmd := s.c.Fetch(set, opts)
 		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			var gotUID imap.UID
-			var data []byte
+			var m rawMessage
+			var body []byte
 			for item := msg.Next(); item != nil; item = msg.Next() {
 				switch it := item.(type) {
 				case imapclient.FetchItemDataUID:
-					gotUID = it.UID
+					m.UID = uint32(it.UID)
+				case imapclient.FetchItemDataRFC822Size:
+					m.Size = it.Size
+				case imapclient.FetchItemDataInternalDate:
+					m.InternalDate = it.Time
 				case imapclient.FetchItemDataBodySection:
 					if it.Literal == nil {
 						continue
@@ -426,27 +347,21 @@ func (s *session) read(ctx context.Context, uid imap.UID, maxSize int64) (rawMes
 					if err != nil {
 						return fmt.Errorf("read message text: %w", err)
 					}
-					data = b
+					n += int64(len(b))
+					body = b
 				}
 			}
-			if gotUID == uid && data != nil {
-				body = data
+			if m.UID == 0 || body == nil || !set.Contains(imap.UID(m.UID)) {
+				continue
 			}
+			if int64(len(body)) <= maxSize {
+				m.Body = body
+			} else {
+				m.Size = max(m.Size, int64(len(body)))
+			}
+			msgs[m.UID] = m
 		}
 		return cmd.Close()
 	})
-	if err != nil {
-		return m, err
-	}
-	if body == nil {
-		return m, errGone
-	}
-	if int64(len(body)) > maxSize {
-		tooBig = true
-		m.Size = int64(len(body))
-	}
-	if !tooBig {
-		m.Body = body
-	}
-	return m, nil
+	return msgs, n, err
 }

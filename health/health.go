@@ -40,17 +40,34 @@ const (
 	// Working: a fetch (client) or publish (server) is in progress. The
 	// other Status fields still describe the last result.
 	Working
+	// AuthRefused: the mail server refused the user name or password.
+	// Retrying cannot help until the configuration changes, so the role
+	// backs off to hours and the tray announces it once, on entering;
+	// Status.Err names the setting to fix. Shown with the error icon.
+	AuthRefused
 )
 
-var stateNames = [...]string{"unknown", "current", "stale", "unreachable", "error", "working"}
+var stateNames = [...]string{"unknown", "current", "stale", "unreachable", "error", "working", "password refused"}
 
-// String returns the lower-case name of the state, e.g. "stale"; it is also
-// the state part of the icon names in package icons.
+// String returns the lower-case name of the state, e.g. "stale".
 func (s State) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
 		return fmt.Sprintf("State(%d)", int(s))
 	}
 	return stateNames[s]
+}
+
+// Icon is the state part of the icon names in package icons, e.g.
+// "stale": AuthRefused shares Error's icon, and a State outside the list
+// is shown as "unknown".
+func (s State) Icon() string {
+	switch {
+	case s == AuthRefused:
+		return Error.String()
+	case s < Unknown || s > AuthRefused:
+		return Unknown.String()
+	}
+	return s.String()
 }
 
 // Status is what the tray shows for a role. Zero fields mean "not known

@@ -9,11 +9,27 @@ func TestStateString(t *testing.T) {
 		want string
 	}{
 		{Unknown, "unknown"}, {Current, "current"}, {Stale, "stale"}, {Unreachable, "unreachable"},
-		{Error, "error"}, {Working, "working"}, {State(42), "State(42)"}, {State(-1), "State(-1)"},
+		{Error, "error"}, {Working, "working"}, {AuthRefused, "password refused"}, {State(42), "State(42)"}, {State(-1), "State(-1)"},
 	}
 	for _, tt := range tests {
 		if got := tt.s.String(); got != tt.want {
 			t.Errorf("State(%d).String() = %q, want %q", int(tt.s), got, tt.want)
+		}
+	}
+}
+
+func TestStateIcon(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s    State
+		want string
+	}{
+		{Unknown, "unknown"}, {Current, "current"}, {Stale, "stale"}, {Unreachable, "unreachable"},
+		{Error, "error"}, {Working, "working"}, {AuthRefused, "error"}, {State(42), "unknown"}, {State(-1), "unknown"},
+	}
+	for _, tt := range tests {
+		if got := tt.s.Icon(); got != tt.want {
+			t.Errorf("%v.Icon() = %q, want %q", tt.s, got, tt.want)
 		}
 	}
 }

@@ -1,9 +1,14 @@
 package interop
 
 import (
+	"math/rand/v2"
+	"net"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"ipsync/fetcher"
 	"ipsync/internal/dovecottest"
@@ -48,6 +53,7 @@ func (r *idleRig) mails(n int) [][]byte {
 // proxy to the Update).
 type timing struct {
 	Total, Append, Dovecot, Fetcher time.Duration
+	started                         time.Time // when the APPEND began
 }
 
 // deliver APPENDs mail (sequence seq) and waits for the Update carrying it.
@@ -58,7 +64,7 @@ func (r *idleRig) deliver(tb testing.TB, mail []byte, seq uint64) (timing, fetch
 	appended := time.Now()
 	u := r.ups.waitFor(tb, "with the appended message", settled(seq))
 	end := time.Now()
-	tm := timing{Total: end.Sub(start), Append: appended.Sub(start)}
+	tm := timing{Total: end.Sub(start), Append: appended.Sub(start), started: start}
 	if exists := r.px.Stats().LastExists; exists.After(appended) {
 		tm.Dovecot, tm.Fetcher = exists.Sub(appended), end.Sub(exists)
 	}
@@ -98,14 +104,29 @@ func TestDovecotIdlePush(t *testing.T) {
 // start of an APPEND of a new sealed message to the fetcher's Update with
 // its address, with the fetcher IDLEing on Dovecot, and splits it into the
 // APPEND, Dovecot's wait before it sends EXISTS (its mailbox-watch delay of
-// up to 0.5 s, which dominates) and the fetcher's own share.
+// up to 0.5 s, which dominates) and the fetcher's own share. A bare IDLE
+// client (go-imap, EXAMINE + IDLE, nothing else) on the same mailbox in the
+// same run gives the floor: ratio-p50 is ipsync's p50 over the bare
+// client's. Messages are paced 0.3–1 s apart (jittered, untimed), so that
+// none falls in the fetcher's settle window after the previous one, where a
+// NOOP would pick it up before Dovecot's notify delay.
 func BenchmarkDovecotIdleLatency(b *testing.B) {
 	r := newIdleRig(b)
+	bare := startBareIdle(b, r.e)
 	mails := r.mails(b.N)
-	var lat, apps, dovecot, own []time.Duration
+	rng := rand.New(rand.NewPCG(1, 2))
+	var lat, apps, dovecot, own, floor []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
+		b.StopTimer()
+		pace := time.NewTimer(300*time.Millisecond + time.Duration(rng.Int64N(int64(700*time.Millisecond))))
+		<-pace.C
+		bare.drain()
+		b.StartTimer()
 		tm, _ := r.deliver(b, mails[i], uint64(i+2))
+		b.StopTimer()
+		floor = append(floor, bare.wait(b).Sub(tm.started))
+		b.StartTimer()
 		lat, apps = append(lat, tm.Total), append(apps, tm.Append)
 		dovecot, own = append(dovecot, tm.Dovecot), append(own, tm.Fetcher)
 	}
@@ -115,7 +136,7 @@ func BenchmarkDovecotIdleLatency(b *testing.B) {
 		rounded[i] = d.Round(time.Millisecond)
 	}
 	b.Logf("APPEND → Update, in order: %v", rounded)
-	for _, s := range [][]time.Duration{lat, apps, dovecot, own} {
+	for _, s := range [][]time.Duration{lat, apps, dovecot, own, floor} {
 		slices.Sort(s)
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -126,4 +147,69 @@ func BenchmarkDovecotIdleLatency(b *testing.B) {
 	b.ReportMetric(ms(percentile(dovecot, 50)), "dovecot-wait-p50-ms")
 	b.ReportMetric(ms(percentile(own, 50)), "fetcher-p50-ms")
 	b.ReportMetric(ms(percentile(own, 95)), "fetcher-p95-ms")
+	b.ReportMetric(ms(percentile(floor, 50)), "bare-idle-p50-ms")
+	b.ReportMetric(float64(percentile(lat, 50))/float64(percentile(floor, 50)), "ratio-p50")
+}
+
+// bareIdle is a minimal IDLE client: it reports when Dovecot tells it of a
+// new message (EXISTS).
+type bareIdle struct {
+	exists chan time.Time
+}
+
+func startBareIdle(b *testing.B, e *env) *bareIdle {
+	b.Helper()
+	bi := &bareIdle{exists: make(chan time.Time, 64)}
+	conn, err := net.DialTimeout("tcp", e.srv.Addr, waitTimeout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := imapclient.New(conn, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				select {
+				case bi.exists <- time.Now():
+				default:
+				}
+			}
+		},
+	}})
+	b.Cleanup(func() { c.Close() })
+	if err := c.Login(e.srv.User, e.srv.Password).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { idle.Close() })
+	return bi
+}
+
+// drain forgets EXISTS reports from before.
+func (bi *bareIdle) drain() {
+	for {
+		select {
+		case <-bi.exists:
+		default:
+			return
+		}
+	}
+}
+
+// wait returns when the next EXISTS arrived.
+func (bi *bareIdle) wait(b *testing.B) time.Time {
+	b.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case t := <-bi.exists:
+		return t
+	case <-timer.C:
+		b.Fatalf("bare IDLE client: no EXISTS within %v", waitTimeout)
+	}
+	return time.Time{}
 }

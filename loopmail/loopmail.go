@@ -129,6 +129,7 @@ type Stats struct {
 	// IMAPConnsMax it leaves out connections being refused.
 	IMAPLoggedInMax   int64
 	IMAPLimitRefusals int64 // connections refused by MaxIMAPConnsPerUser
+	IMAPLogins        int64 // LOGIN attempts by clients, accepted or refused
 	SMTPMessages      int64 // messages accepted over SMTP (one per transaction)
 	SMTPRecipients    int64 // recipients of those messages
 }
@@ -170,6 +171,7 @@ type Server struct {
 	stats struct {
 		imapCommands, imapBytesIn, imapBytesOut atomic.Int64
 		imapLimitRefusals                       atomic.Int64
+		imapLogins                              atomic.Int64
 		smtpMessages, smtpRecipients            atomic.Int64
 	}
 
@@ -413,6 +415,7 @@ func (s *Server) Stats() Stats {
 		IMAPConnsMax:      max,
 		IMAPLoggedInMax:   loggedMax,
 		IMAPLimitRefusals: s.stats.imapLimitRefusals.Load(),
+		IMAPLogins:        s.stats.imapLogins.Load(),
 		SMTPMessages:      s.stats.smtpMessages.Load(),
 		SMTPRecipients:    s.stats.smtpRecipients.Load(),
 	}
@@ -426,6 +429,7 @@ func (s *Server) ResetStats() {
 	s.stats.imapBytesIn.Store(0)
 	s.stats.imapBytesOut.Store(0)
 	s.stats.imapLimitRefusals.Store(0)
+	s.stats.imapLogins.Store(0)
 	s.stats.smtpMessages.Store(0)
 	s.stats.smtpRecipients.Store(0)
 	s.mu.Lock()

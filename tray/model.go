@@ -81,12 +81,9 @@ func view(e env, s health.Status, now time.Time) model {
 		name = e.name
 	}
 	addrs := joinAddrs(s.IPv4, s.IPv6)
-	icon := e.role.String() + "-" + s.State.String()
+	icon := e.role.String() + "-" + s.State.Icon()
 	if e.role == RoleServer && s.Paused {
 		icon = "server-paused"
-	}
-	if s.State < health.Unknown || s.State > health.Working {
-		icon = e.role.String() + "-unknown"
 	}
 	var m model
 	m.Icon = icon

@@ -67,10 +67,10 @@ func (tr *tracker) next(role Role, defName string, s health.Status, now time.Tim
 // state, and never together with an address change.
 func (tr *tracker) due(s health.Status, prev health.State, changed bool, now time.Time) bool {
 	switch s.State {
-	case health.Stale, health.Unreachable:
+	case health.Stale, health.Unreachable, health.AuthRefused:
 		return prev != s.State
 	case health.Current:
-		recovering := prev == health.Stale || prev == health.Unreachable || (prev == health.Error && tr.errNotified)
+		recovering := prev == health.Stale || prev == health.Unreachable || prev == health.AuthRefused || (prev == health.Error && tr.errNotified)
 		tr.errNotified = false
 		return recovering && !changed
 	case health.Error:
@@ -141,6 +141,13 @@ var announcements = map[health.State]announcement{
 		func(f facts) (string, string) {
 			return f.name + ": publishing again", orDefault(f.shown, "The address") + " is published."
 		}},
+	health.AuthRefused: {"password-refused",
+		func(f facts) (string, string) {
+			return f.name + ": mail password refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password.")
+		},
+		func(f facts) (string, string) {
+			return f.name + ": mail password refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password.")
+		}},
 	health.Error: {"error",
 		func(f facts) (string, string) {
 			return f.name + ": cannot check for updates", orDefault(f.s.Err, "See the log for details.")
@@ -157,7 +164,7 @@ func (a announcement) write(role Role, f facts) notice {
 	if role == RoleServer {
 		words = a.server
 	}
-	n := notice{kind: a.kind, icon: role.String() + "-" + f.s.State.String()}
+	n := notice{kind: a.kind, icon: role.String() + "-" + f.s.State.Icon()}
 	n.title, n.body = words(f)
 	return n
 }

@@ -198,6 +198,9 @@ func TestTrackerDue(t *testing.T) {
 		{"other kind within the hour", tracker{errAt: map[string]time.Time{"mail": now}}, health.Status{State: health.Error, ErrKind: "probe"}, health.Error, false, true, true},
 		{"kind defaults to the message", tracker{errAt: map[string]time.Time{"boom": now}}, health.Status{State: health.Error, Err: "boom"}, health.Error, false, false, false},
 		{"unknown", tracker{errNotified: true}, health.Status{State: health.Unknown}, health.Error, false, false, true},
+		{"password refused", tracker{}, health.Status{State: health.AuthRefused}, health.Current, false, true, false},
+		{"password refused again, hours later", tracker{}, health.Status{State: health.AuthRefused}, health.AuthRefused, false, false, false},
+		{"recovered from password refused", tracker{}, health.Status{State: health.Current}, health.AuthRefused, false, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
