@@ -311,6 +311,9 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		err := m.Check(sctx)
 		cancel()
 		lines = append(lines, checkLine{item: smtpItem, err: err, note: "ok"})
+		if err == nil {
+			lines = append(lines, checkRecipients(ctx, cfg, m)...)
+		}
 	}
 	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
 		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
@@ -327,6 +330,32 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 			continue
 		}
 		lines = append(lines, checkLine{item: item, note: fmt.Sprintf("%s in %s", r.Addr, r.Took.Round(time.Millisecond))})
+	}
+	return lines
+}
+
+// checkRecipients asks the SMTP server about each of publisher.to: one
+// line per recipient, refused ones as errors.
+func checkRecipients(ctx context.Context, cfg *config.Config, m *publisher.SMTPMailer) []checkLine {
+	to := cfg.Publisher.To
+	if len(to) == 0 {
+		to = []string{cfg.Mail.Address}
+	}
+	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	refused, err := m.CheckRecipients(sctx, cfg.Mail.Address, to)
+	if err != nil {
+		return []checkLine{{item: "recipients", err: err}}
+	}
+	var lines []checkLine
+	for _, r := range to {
+		line := checkLine{item: "recipient " + r, note: "accepted at RCPT TO"}
+		for _, f := range refused {
+			if f.Rcpt == r {
+				line.err = fmt.Errorf("refused %s (publisher.to: fix or remove the address; the other recipients still get every message)", f)
+			}
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }

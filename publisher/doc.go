@@ -7,7 +7,10 @@
 // carries the text of Options.Encode (a sealed or legacy codec message) as a
 // text/plain body under a neutral subject, and goes to every address of
 // Options.To in one transaction of the [Mailer] (an [SMTPMailer], built on
-// go-mail).
+// go-mail). A recipient the server refuses does not stop the others: the
+// message goes to every recipient that accepted, the refused ones are shown
+// in Status.Recipients and sent the newest message again on their own
+// schedule (see [RecipientError]).
 //
 // The caller (main) builds the parts that touch the outside and hands them
 // in: the Mailer, the [Store] (a [FileStore]) and, for retention, the

@@ -52,7 +52,8 @@ type Options struct {
 	// Required.
 	From string
 	// To are the recipients, all reached in one SMTP transaction without
-	// seeing each other; nil means From alone.
+	// seeing each other; nil means From alone. A refused recipient does
+	// not stop the others (see Status.Recipients).
 	To []string
 	// Mailer sends each message, e.g. an [SMTPMailer]. Required.
 	Mailer Mailer

@@ -45,7 +45,9 @@ type Publisher struct {
 	checkAt     time.Time
 	sendErr     error
 	sendAt      time.Time
-	notifying   bool   // a goroutine is handing snapshots to OnStatus
+	rcpts       map[string]*rcptState // failing recipients, by address
+	last        *resendable           // the last message this process sent
+	notifying   bool                  // a goroutine is handing snapshots to OnStatus
 	reported    Status // last snapshot handed to OnStatus
 }
 

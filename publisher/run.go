@@ -63,6 +63,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 		}
+		p.resend(ctx) // refused recipients whose retry has come
+		if ctx.Err() != nil {
+			return nil
+		}
 
 		timer.Reset(p.plan(s).Sub(p.now()))
 		select {
@@ -103,6 +107,11 @@ func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitG
 func (p *Publisher) plan(s *schedule) (wake time.Time) {
 	p.mu.Lock()
 	wake, pending := s.next(p.now(), p.sendStateLocked())
+	p.mu.Unlock()
+	if r := p.resendWake(); !r.IsZero() {
+		wake = earliest(wake, r)
+	}
+	p.mu.Lock()
 	p.status.NextCheck = s.nextCheck
 	p.status.Pending = pending
 	p.status.NextRetry = time.Time{}

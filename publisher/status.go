@@ -1,6 +1,9 @@
 package publisher
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // Status is a snapshot of the publisher for the tray and logs.
 type Status struct {
@@ -36,6 +39,11 @@ type Status struct {
 	LastErrorSending bool
 	// Paused is the user's pause switch (persisted).
 	Paused bool
+	// Recipients are the recipients of Options.To that did not get the
+	// newest message while the others did (refused by the server, or a
+	// bounce came back), sorted by address; nil when all is well. The
+	// tray shows each one's String.
+	Recipients []RecipientProblem
 }
 
 // Status returns a snapshot. It does not block on I/O.
@@ -84,6 +92,7 @@ func (p *Publisher) statusLocked() Status {
 	s.LastSeq = p.rec.SentSeq
 	s.SentAddrs = Addrs{IPv4: p.rec.IPv4, IPv6: p.rec.IPv6}
 	s.Paused = p.rec.Paused
+	s.Recipients = p.recipientProblemsLocked()
 	s.NextHeartbeat = time.Time{}
 	if s.Paused {
 		s.Pending, s.NextRetry = false, time.Time{}
@@ -106,7 +115,7 @@ func (p *Publisher) statusLocked() Status {
 func sameStatus(a, b Status) bool {
 	ae, be := a.LastError, b.LastError
 	a.LastError, b.LastError = nil, nil
-	if a != b || (ae == nil) != (be == nil) {
+	if !reflect.DeepEqual(a, b) || (ae == nil) != (be == nil) {
 		return false
 	}
 	return ae == nil || ae.Error() == be.Error()
