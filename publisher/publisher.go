@@ -48,7 +48,7 @@ type Publisher struct {
 	rcpts       map[string]*rcptState // failing recipients, by address
 	last        *resendable           // the last message this process sent
 	notifying   bool                  // a goroutine is handing snapshots to OnStatus
-	reported    Status // last snapshot handed to OnStatus
+	reported    Status                // last snapshot handed to OnStatus
 }
 
 // New validates opts, applies defaults and loads the saved state from
