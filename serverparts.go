@@ -18,6 +18,7 @@ func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SM
 		Endpoint: smtp,
 		Username: cfg.Mail.Username,
 		Password: sec.password,
+		HELO:     cfg.Mail.SMTP.HELO,
 		Logger:   log,
 	})
 	if err != nil {
