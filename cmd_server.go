@@ -315,7 +315,9 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 			lines = append(lines, checkRecipients(ctx, cfg, m)...)
 		}
 	}
-	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
+	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 && cfg.Codec.Format != string(codec.FormatSealed) {
+		lines = append(lines, checkLine{item: "mailbox retention", note: "off: legacy messages carry no signature, so the server cannot prove which are its own"})
+	} else if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
 		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
 		lines = append(lines, checkLine{item: item, err: checkIMAPLogin(ctx, cfg, sec), note: "ok"})
 	}

@@ -35,7 +35,8 @@
 //
 // With Options.Pruner set, the publisher deletes its own older messages
 // from the mailbox over IMAP after each successful send, keeping the newest
-// ones; it never touches other mail.
+// ones by sequence number; it counts and deletes only messages it proves
+// its own by their signature (RetentionOptions.Open), never other mail.
 //
 // The pause switch (SetPaused) applies at once and is saved in the
 // background, so the tray's event goroutine never waits for the state file.

@@ -33,9 +33,11 @@ type Finder interface {
 // Pruner deletes a server's older messages from the mailbox. [IMAPPruner]
 // implements it.
 type Pruner interface {
-	// Prune deletes the older messages whose [NameHeader] is name and whose
-	// subject is subject, both exactly, keeping the newest ones, and
-	// returns how many it deleted. It touches no other mail.
+	// Prune deletes the older messages of this server — those whose
+	// [NameHeader] is name and whose subject is subject, both exactly, and
+	// that it proves its own by their signature — keeping the newest ones
+	// by sequence number, and returns how many it deleted. It touches no
+	// other mail.
 	Prune(ctx context.Context, name, subject string) (deleted int, err error)
 }
 

@@ -2,12 +2,12 @@ package publisher
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"mime"
-	"net/mail"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +15,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 
+	"ipsync/codec"
 	"ipsync/mailconn"
 )
 
@@ -76,10 +79,18 @@ type RetentionOptions struct {
 	Password string
 	// Mailbox holds the published messages; "" means INBOX.
 	Mailbox string
-	// KeepMessages is how many of the server's newest messages to keep;
-	// 0 means DefaultKeepMessages. To turn retention off, hand the
-	// publisher no Pruner.
+	// KeepMessages is how many of the server's newest messages (by
+	// sequence number) to keep; 0 means DefaultKeepMessages. To turn
+	// retention off, hand the publisher no Pruner.
 	KeepMessages int
+	// Open proves a message body the server's own: it opens and verifies
+	// it with the server's key (codec.Open with the server key's
+	// ClientKey: the server can open what it sealed) and returns the
+	// payload. Retention deletes only messages Open accepts with this
+	// server's name, and counts only those toward KeepMessages; anyone can
+	// copy the subject and name header, no one else can sign. Required:
+	// the legacy format has no signature, so it gets no retention.
+	Open func(body string) (codec.Payload, error)
 	// Timeout bounds one retention session; 0 means DefaultRetentionTimeout.
 	Timeout time.Duration
 	// Logger receives what each session deleted, warnings and debug
@@ -113,6 +124,9 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 	if o.Username == "" {
 		return o, errors.New("retention imap username is empty")
 	}
+	if o.Open == nil {
+		return o, errors.New("retention has no way to verify its own messages (it needs the sealed format's server key)")
+	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
 	}
@@ -135,13 +149,17 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 }
 
 // Prune deletes the server's older messages from the mailbox, keeping the
-// newest RetentionOptions.KeepMessages, and returns how many it deleted. A
-// message is the server's only if its NameHeader equals name and its
-// subject equals subject, both exactly; no other mail is touched. Deletion
-// uses UID EXPUNGE where the server supports it (UIDPLUS); otherwise plain
-// EXPUNGE, but only when no other message in the mailbox is marked
-// \Deleted (else the messages stay marked and the next session retries).
-// It blocks for one IMAP session, bounded by ctx and
+// newest RetentionOptions.KeepMessages by sequence number, and returns how
+// many it deleted. A message is the server's only if its subject and
+// NameHeader equal subject and name exactly, it is at most maxOwnSize
+// bytes, and its body opens with RetentionOptions.Open, signed by this
+// server, with this name; no other mail is touched or counted, so forged
+// copies of the headers can neither be deleted nor push a genuine message
+// out. Of several copies of one sequence number (a replay) one is kept.
+// Deletion uses UID EXPUNGE where the server supports it (UIDPLUS);
+// otherwise plain EXPUNGE, but only when no other message in the mailbox is
+// marked \Deleted (else the messages stay marked and the next session
+// retries). It blocks for one IMAP session, bounded by ctx and
 // RetentionOptions.Timeout.
 func (r *IMAPPruner) Prune(ctx context.Context, name, subject string) (int, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.Timeout, errRetentionTimeout)
@@ -188,8 +206,9 @@ func (r *IMAPPruner) session(ctx context.Context, name, subject string) (int, er
 
 func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (int, error) {
 	keep := r.opts.KeepMessages
-	// SEARCH HEADER matches substrings, so the candidates are checked
-	// exactly below before anything is deleted.
+	// SEARCH HEADER matches substrings, and anyone can write these
+	// headers: the candidates are proven below before anything is
+	// counted or deleted.
 	found, err := c.UIDSearch(&imap.SearchCriteria{
 		Header: []imap.SearchCriteriaHeaderField{
 			{Key: NameHeader, Value: name},
@@ -204,16 +223,14 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (i
 	if len(candidates) <= keep {
 		return 0, nil
 	}
-	ours, err := exactlyOurs(c, candidates, name, subject)
+	ours, err := r.provenOurs(c, candidates, name, subject)
 	if err != nil {
 		return 0, err
 	}
-	if len(ours) <= keep {
+	doomed := doomedOf(ours, keep)
+	if len(doomed) == 0 {
 		return 0, nil
 	}
-	// UIDs grow with arrival, so the lowest are the oldest.
-	slices.Sort(ours)
-	doomed := ours[:len(ours)-keep]
 	set := imap.UIDSetNum(doomed...)
 	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
 	if err := c.Store(set, store, nil).Close(); err != nil {
@@ -245,37 +262,123 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (i
 	return len(doomed), nil
 }
 
-// exactlyOurs fetches the subject and name headers of uids and returns those
-// whose values equal subject and name exactly.
-func exactlyOurs(c *imapclient.Client, uids []imap.UID, name, subject string) ([]imap.UID, error) {
-	section := &imap.FetchItemBodySection{
-		Specifier:    imap.PartSpecifierHeader,
-		HeaderFields: []string{"Subject", NameHeader},
-		Peek:         true,
-	}
-	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
-		UID:         true,
-		BodySection: []*imap.FetchItemBodySection{section},
-	}).Collect()
+// Bounds of one retention session's proof work.
+const (
+	// maxOwnSize: a sealed message is about 1 KiB; anything larger is not
+	// one of ours and is not downloaded.
+	maxOwnSize = 16 << 10
+	// maxExamined: at most this many candidates (the newest by UID) are
+	// downloaded per session, so a flood of forged headers costs bounded
+	// work. Deleting only among them is still safe: anything deleted is
+	// below KeepMessages genuine messages that are kept.
+	maxExamined = 2000
+	// fetchBatch: candidates fetched per FETCH command.
+	fetchBatch = 200
+)
+
+// owned is a message proven to be the server's own.
+type owned struct {
+	uid imap.UID
+	seq uint64
+}
+
+// provenOurs downloads the candidates (newest first, at most maxExamined,
+// none larger than maxOwnSize) and returns those that are exactly ours: the
+// subject and name header equal, and the body opens with Options.Open as a
+// payload of this name.
+func (r *IMAPPruner) provenOurs(c *imapclient.Client, uids []imap.UID, name, subject string) ([]owned, error) {
+	slices.Sort(uids)
+	slices.Reverse(uids)
+	uids = uids[:min(len(uids), maxExamined)]
+	sizes, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
 	if err != nil {
-		return nil, fmt.Errorf("fetch headers of %d candidate messages: %w", len(uids), err)
+		return nil, fmt.Errorf("fetch sizes of %d candidate messages: %w", len(uids), err)
 	}
-	var dec mime.WordDecoder
-	var ours []imap.UID
-	for _, m := range msgs {
-		raw := m.FindBodySection(section)
-		msg, err := mail.ReadMessage(bytes.NewReader(append(raw, "\r\n"...)))
+	var small []imap.UID
+	for _, m := range sizes {
+		if m.UID != 0 && m.RFC822Size > 0 && m.RFC822Size <= maxOwnSize {
+			small = append(small, m.UID)
+		}
+	}
+	var ours []owned
+	var forged int
+	section := &imap.FetchItemBodySection{Peek: true}
+	for batch := range slices.Chunk(small, fetchBatch) {
+		msgs, err := c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{section},
+		}).Collect()
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("fetch %d candidate messages: %w", len(batch), err)
 		}
-		gotSubject, err1 := dec.DecodeHeader(msg.Header.Get("Subject"))
-		gotName, err2 := dec.DecodeHeader(msg.Header.Get(NameHeader))
-		if err1 != nil || err2 != nil {
-			continue
+		for _, m := range msgs {
+			seq, ok := r.proveOwn(m.FindBodySection(section), name, subject)
+			if !ok {
+				forged++
+				continue
+			}
+			ours = append(ours, owned{uid: m.UID, seq: seq})
 		}
-		if strings.TrimSpace(gotSubject) == subject && strings.TrimSpace(gotName) == name && m.UID != 0 {
-			ours = append(ours, m.UID)
-		}
+	}
+	if forged > 0 || len(small) < len(sizes) {
+		r.opts.Logger.Info("mailbox holds messages with this server's subject and name that it did not sign; "+
+			"retention leaves them alone", "unproven", forged+len(sizes)-len(small), "mailbox", r.opts.Mailbox)
 	}
 	return ours, nil
+}
+
+// proveOwn reports whether raw is one of the server's messages, and its
+// sequence number.
+func (r *IMAPPruner) proveOwn(raw []byte, name, subject string) (uint64, bool) {
+	e, err := message.Read(bytes.NewReader(raw))
+	if err != nil {
+		return 0, false
+	}
+	h := mail.Header{Header: e.Header}
+	gotSubject, err1 := h.Subject()
+	gotName, err2 := h.Text(NameHeader)
+	if err1 != nil || err2 != nil || strings.TrimSpace(gotSubject) != subject || strings.TrimSpace(gotName) != name {
+		return 0, false
+	}
+	if ct := e.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := e.Header.ContentType(); err != nil || mt != "text/plain" {
+			return 0, false
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(e.Body, maxOwnSize))
+	if err != nil {
+		return 0, false
+	}
+	p, err := r.opts.Open(string(body))
+	if err != nil || p.Name != name {
+		return 0, false
+	}
+	return p.Seq, true
+}
+
+// doomedOf returns the UIDs retention deletes from ours: all but the keep
+// highest sequence numbers, and every extra copy of those (the lowest UID
+// of each is kept).
+func doomedOf(ours []owned, keep int) []imap.UID {
+	slices.SortFunc(ours, func(a, b owned) int {
+		if c := cmp.Compare(b.seq, a.seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.uid, b.uid)
+	})
+	var doomed []imap.UID
+	kept := 0
+	for i, m := range ours {
+		if i > 0 && ours[i-1].seq == m.seq { // a copy of the one before
+			doomed = append(doomed, m.uid)
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		doomed = append(doomed, m.uid)
+	}
+	slices.Sort(doomed)
+	return doomed
 }
