@@ -50,6 +50,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		default:
 		}
 		if s.checkDue(now) {
+			p.adoptSaved()
 			changed, _ := p.check(ctx)
 			if ctx.Err() != nil {
 				return nil
@@ -222,6 +223,33 @@ func (p *Publisher) waitPauseSaved() {
 	p.mu.Unlock()
 	if done != nil {
 		<-done
+	}
+}
+
+// adoptSaved reads the state file and adopts a newer message sent by
+// another process sharing it (a one-off `ipsync publish --once --ip X`
+// beside the service). The check that follows then finds the true address;
+// when it differs from what that message carried, it is due at once and
+// published with a higher sequence number, so a manual test message is
+// corrected within one check interval. A failed read is logged; the loop
+// goes on with what it knows.
+func (p *Publisher) adoptSaved() {
+	saved, found, err := p.opts.Store.Load()
+	if err != nil {
+		p.log.Warn("could not read the state file to look for messages sent by another process", "err", err)
+		return
+	}
+	if !found {
+		return
+	}
+	p.mu.Lock()
+	newer := saved.SentSeq > p.rec.SentSeq
+	p.rec = merge(p.rec, saved, p.pauseDirty, p.now())
+	p.mu.Unlock()
+	if newer {
+		p.log.Info("another process published a message; checking the address and publishing the true one if it differs",
+			"seq", saved.SentSeq, "addrs", Addrs{IPv4: saved.IPv4, IPv6: saved.IPv6}.String())
+		p.changed()
 	}
 }
 

@@ -215,3 +215,51 @@ func TestSeqFloorSurvivesLostState(t *testing.T) {
 		}
 	})
 }
+
+// TestServiceCorrectsManualPublish: `publish --once --ip X` beside the
+// running service (another process sharing the state) is corrected at the
+// service's next check, not at the next heartbeat.
+func TestServiceCorrectsManualPublish(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		store := &memStore{}
+		m := &recMailer{t: t}
+		l := startLoop(t, baseOptions(&fakeDisc{a: addrA}, m, store)) // checks every 5m
+		defer l.stop()
+		synctest.Wait()
+
+		time.Sleep(time.Minute)
+		oneOff, err := New(baseOptions(nil, m, store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := oneOff.PublishAddrs(t.Context(), addrB); err != nil {
+			t.Fatalf("PublishAddrs() = %v", err)
+		}
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+
+		got := m.delivered()
+		want := []time.Duration{0, time.Minute, 5 * time.Minute}
+		if !sameDurations(offsets(t0, got), want) || !slices.Equal(seqs(got), []uint64{1, 2, 3}) {
+			t.Fatalf("sends at %v seqs %v, want at %v seqs [1 2 3]", offsets(t0, got), seqs(got), want)
+		}
+		if got[1].p.IPv4 != addrB.IPv4 || got[2].p.IPv4 != addrA.IPv4 {
+			t.Errorf("messages carry %v then %v, want the manual %v corrected to the true %v", got[1].p.IPv4, got[2].p.IPv4, addrB.IPv4, addrA.IPv4)
+		}
+		if st := l.p.Status(); st.LastSeq != 3 || st.SentAddrs != addrA {
+			t.Errorf("Status() = seq %d %v, want seq 3 %v", st.LastSeq, st.SentAddrs, addrA)
+		}
+
+		// A manual message with the true address needs no correction.
+		if _, err := oneOff.PublishAddrs(t.Context(), addrA); err != nil {
+			t.Fatalf("PublishAddrs() = %v", err)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if n := len(m.delivered()); n != 4 {
+			t.Errorf("%d messages sent, want 4: the true address sent by hand is not sent again", n)
+		}
+	})
+}
