@@ -36,7 +36,10 @@
 // With Options.Pruner set, the publisher deletes its own older messages
 // from the mailbox over IMAP after each successful send, keeping the newest
 // ones by sequence number; it counts and deletes only messages it proves
-// its own by their signature (RetentionOptions.Open), never other mail.
+// its own by their signature (RetentionOptions.Open), never other mail. The
+// same session recognises delivery-status reports (bounces) that refer to
+// the Message-IDs the server sent (kept in the state as Record.SentIDs),
+// shows the failing recipient in Status.Recipients and deletes the report.
 //
 // The pause switch (SetPaused) applies at once and is saved in the
 // background, so the tray's event goroutine never waits for the state file.

@@ -44,8 +44,9 @@ func (r RecipientProblem) String() string {
 
 // rcptState is what the publisher knows of a failing recipient.
 type rcptState struct {
-	problem RecipientProblem
-	wait    time.Duration // the last wait before a retry
+	problem  RecipientProblem
+	wait     time.Duration // the last wait before a retry
+	bounceOf time.Time     // ProblemBounced: when the bounced message was sent
 }
 
 // resendable is the last message this process sent, kept to send again to
@@ -64,7 +65,9 @@ func (p *Publisher) recipientsSentLocked(msg Message, rerr *RecipientError, now 
 		delivered = rerr.Delivered
 	}
 	for _, addr := range delivered {
-		if st, ok := p.rcpts[addr]; ok {
+		// Accepted at RCPT TO: a refusal is over. A bounce is not: the
+		// provider accepted the bounced message too (see bounced).
+		if st, ok := p.rcpts[addr]; ok && st.problem.Kind == ProblemRefused {
 			delete(p.rcpts, addr)
 			p.log.Info("recipient accepted the message again", "to", addr, "was", st.problem.String())
 		}
@@ -126,7 +129,7 @@ func (p *Publisher) resendDue(now time.Time) (Message, []string) {
 	}
 	var due []string
 	for addr, st := range p.rcpts {
-		if !now.Before(st.problem.NextRetry) {
+		if st.problem.Kind == ProblemRefused && !now.Before(st.problem.NextRetry) {
 			due = append(due, addr)
 		}
 	}
@@ -147,6 +150,9 @@ func (p *Publisher) resendWake() time.Time {
 	}
 	var wake time.Time
 	for _, st := range p.rcpts {
+		if st.problem.Kind != ProblemRefused {
+			continue
+		}
 		if wake.IsZero() || st.problem.NextRetry.Before(wake) {
 			wake = st.problem.NextRetry
 		}
@@ -182,8 +188,9 @@ func (p *Publisher) resend(ctx context.Context) {
 	default:
 		// The session failed as a whole: each recipient waits again.
 		for _, addr := range due {
-			st := p.rcpts[addr]
-			p.recipientFailedLocked(addr, st.problem.Kind, st.problem.Reply, true, now)
+			if st, ok := p.rcpts[addr]; ok && st.problem.Kind == ProblemRefused {
+				p.recipientFailedLocked(addr, st.problem.Kind, st.problem.Reply, true, now)
+			}
 		}
 	}
 	p.mu.Unlock()

@@ -47,8 +47,8 @@ func (p *Publisher) startPrune(ctx context.Context, wg *sync.WaitGroup) {
 	})
 }
 
-// prune runs retention if configured and logs a failure; failures never
-// reach the publishing path.
+// prune runs retention if configured, records the bounces it found and
+// logs a failure; failures never reach the publishing path.
 func (p *Publisher) prune(ctx context.Context) {
 	if p.opts.Pruner == nil {
 		return
@@ -58,14 +58,23 @@ func (p *Publisher) prune(ctx context.Context) {
 	}
 }
 
-// Prune has Options.Pruner delete this server's older messages (those with
-// its name and subject) and returns how many it deleted, or
-// ErrRetentionOff without a Pruner. It blocks for one retention session.
+// Prune has Options.Pruner delete this server's older messages (those it
+// proves its own) and the bounce reports about its messages, records the
+// bounces as recipient problems (Status.Recipients), and returns how many
+// of its own messages it deleted, or ErrRetentionOff without a Pruner. It
+// blocks for one retention session.
 func (p *Publisher) Prune(ctx context.Context) (int, error) {
 	if p.opts.Pruner == nil {
 		return 0, ErrRetentionOff
 	}
-	return p.opts.Pruner.Prune(ctx, p.opts.Name, p.opts.Subject)
+	p.mu.Lock()
+	sent := slices.Clone(p.rec.SentIDs)
+	p.mu.Unlock()
+	res, err := p.opts.Pruner.Prune(ctx, PruneRequest{Name: p.opts.Name, Subject: p.opts.Subject, Sent: sent})
+	if err == nil {
+		p.bounced(res.Bounces, sent)
+	}
+	return res.Deleted, err
 }
 
 // RetentionOptions configures an [IMAPPruner]. The zero value of each field
@@ -161,27 +170,28 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 // marked \Deleted (else the messages stay marked and the next session
 // retries). It blocks for one IMAP session, bounded by ctx and
 // RetentionOptions.Timeout.
-func (r *IMAPPruner) Prune(ctx context.Context, name, subject string) (int, error) {
+func (r *IMAPPruner) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.Timeout, errRetentionTimeout)
 	defer cancel()
-	n, err := r.session(ctx, name, subject)
+	res, err := r.session(ctx, req)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
 	}
 	if err != nil {
-		return n, fmt.Errorf("mailbox retention on %s: %w", r.opts.IMAP.Addr(), err)
+		return res, fmt.Errorf("mailbox retention on %s: %w", r.opts.IMAP.Addr(), err)
 	}
-	if n > 0 {
-		r.opts.Logger.Info("deleted old ipsync messages", "count", n, "mailbox", r.opts.Mailbox)
+	if res.Deleted > 0 || res.Reports > 0 {
+		r.opts.Logger.Info("deleted old ipsync messages", "count", res.Deleted,
+			"bounce_reports", res.Reports, "mailbox", r.opts.Mailbox)
 	}
-	return n, nil
+	return res, nil
 }
 
-func (r *IMAPPruner) session(ctx context.Context, name, subject string) (int, error) {
+func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	o := r.opts
 	c, err := mailconn.DialIMAP(ctx, o.IMAP, nil)
 	if err != nil {
-		return 0, err
+		return PruneResult{}, err
 	}
 	defer c.Close()
 	// go-imap has no ctx: closing the connection unblocks any command.
@@ -189,22 +199,67 @@ func (r *IMAPPruner) session(ctx context.Context, name, subject string) (int, er
 	defer stop()
 
 	if err := c.Login(o.Username, o.Password).Wait(); err != nil {
-		return 0, fmt.Errorf("log in as %s: %w", o.Username, err)
+		if isIMAPAuthRefusal(err) {
+			return PruneResult{}, fmt.Errorf("log in as %s: %w (%w): %w", o.Username, ErrAuthRefused, ErrRejected, err)
+		}
+		return PruneResult{}, fmt.Errorf("log in as %s: %w", o.Username, err)
 	}
 	if _, err := c.Select(o.Mailbox, nil).Wait(); err != nil {
-		return 0, fmt.Errorf("select mailbox %q: %w", o.Mailbox, err)
+		return PruneResult{}, fmt.Errorf("select mailbox %q: %w", o.Mailbox, err)
 	}
-	n, err := r.pruneMailbox(c, name, subject)
+	res, err := r.pruneMailbox(c, req)
 	if err != nil {
-		return n, err
+		return res, err
 	}
 	if err := c.Logout().Wait(); err != nil {
 		o.Logger.Debug("imap logout failed", "err", err)
 	}
-	return n, nil
+	return res, nil
 }
 
-func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (int, error) {
+// isIMAPAuthRefusal reports whether err is a LOGIN refused for its
+// credentials: a NO with an RFC 5530 code that says so, or a bare NO (what
+// servers without response codes answer to a wrong password).
+func isIMAPAuthRefusal(err error) bool {
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		return false
+	}
+	switch ie.Code {
+	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
+		imap.ResponseCodeExpired, imap.ResponseCodePrivacyRequired, "":
+		return true
+	}
+	return false
+}
+
+func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest) (PruneResult, error) {
+	var res PruneResult
+	bounces, reports, err := r.bounces(c, req.Sent)
+	if err != nil {
+		// Retention of the server's own messages goes on without them.
+		r.opts.Logger.Warn("could not look for bounce reports", "err", err)
+	}
+	res.Bounces = bounces
+	doomed, err := r.doomedOwn(c, req.Name, req.Subject)
+	if err != nil {
+		return res, err
+	}
+	all := slices.Concat(doomed, reports)
+	if len(all) == 0 {
+		return res, nil
+	}
+	n, err := r.expunge(c, all)
+	if err != nil || n == 0 {
+		return res, err
+	}
+	res.Deleted, res.Reports = len(doomed), len(reports)
+	return res, nil
+}
+
+// doomedOwn returns the UIDs of the server's own messages that retention
+// deletes: proven its own and older than the newest KeepMessages.
+func (r *IMAPPruner) doomedOwn(c *imapclient.Client, name, subject string) ([]imap.UID, error) {
 	keep := r.opts.KeepMessages
 	// SEARCH HEADER matches substrings, and anyone can write these
 	// headers: the candidates are proven below before anything is
@@ -217,20 +272,23 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (i
 		NotFlag: []imap.Flag{imap.FlagDeleted},
 	}, nil).Wait()
 	if err != nil {
-		return 0, fmt.Errorf("search own messages: %w", err)
+		return nil, fmt.Errorf("search own messages: %w", err)
 	}
 	candidates := found.AllUIDs()
 	if len(candidates) <= keep {
-		return 0, nil
+		return nil, nil
 	}
 	ours, err := r.provenOurs(c, candidates, name, subject)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	doomed := doomedOf(ours, keep)
-	if len(doomed) == 0 {
-		return 0, nil
-	}
+	return doomedOf(ours, keep), nil
+}
+
+// expunge deletes the messages doomed and returns how many it deleted: 0
+// when they stay marked \Deleted because the server lacks UIDPLUS and
+// other messages are marked too.
+func (r *IMAPPruner) expunge(c *imapclient.Client, doomed []imap.UID) (int, error) {
 	set := imap.UIDSetNum(doomed...)
 	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
 	if err := c.Store(set, store, nil).Close(); err != nil {

@@ -258,8 +258,9 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 	deliver(rawWithBody(t, "forged-big@x", "ipsync srv1", "srv1", strings.Repeat("x", 20<<10)))
 	deliver(rawSealed(t, key, "g2@x", "srv1", 2))
 
-	n, err := pr.Prune(t.Context(), "srv1", "ipsync srv1")
-	if err != nil || n != 0 {
+	req := PruneRequest{Name: "srv1", Subject: "ipsync srv1"}
+	res, err := pr.Prune(t.Context(), req)
+	if n := res.Deleted; err != nil || n != 0 {
 		t.Errorf("Prune() = %d, %v, want 0 deleted: only 2 genuine messages", n, err)
 	}
 	all := []string{"g1@x", "forged-junk@x", "forged-other-key@x", "forged-big@x", "g2@x"}
@@ -273,8 +274,8 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 	deliver(rawSealed(t, key, "g4@x", "srv1", 4)) // reordered in transit
 	deliver(rawSealed(t, key, "g1-replay@x", "srv1", 1))
 	deliver(rawSealed(t, key, "g5-replay@x", "srv1", 5))
-	n, err = pr.Prune(t.Context(), "srv1", "ipsync srv1")
-	if err != nil || n != 4 {
+	res, err = pr.Prune(t.Context(), req)
+	if n := res.Deleted; err != nil || n != 4 {
 		t.Errorf("Prune() = %d, %v, want 4 deleted (g1, g2, g1-replay, g5-replay)", n, err)
 	}
 	want := []string{"forged-junk@x", "forged-other-key@x", "forged-big@x", "g3@x", "g5@x", "g4@x"}

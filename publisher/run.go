@@ -32,6 +32,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	defer prunes.Wait()
 
 	s := newSchedule(p.opts, p.now())
+	var bounceCheck time.Time // a retention session to look for bounces
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	timer.Stop()
@@ -59,17 +60,27 @@ func (p *Publisher) Run(ctx context.Context) error {
 			s.checked(now, changed)
 		}
 		if s.sendDue(now, p.sendState()) {
-			p.attempt(ctx, s, &prunes)
+			if p.attempt(ctx, s, &prunes) && p.opts.Pruner != nil {
+				bounceCheck = p.now().Add(bounceCheckAfter)
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
+		}
+		if !bounceCheck.IsZero() && !p.now().Before(bounceCheck) {
+			bounceCheck = time.Time{}
+			p.startPrune(ctx, &prunes)
 		}
 		p.resend(ctx) // refused recipients whose retry has come
 		if ctx.Err() != nil {
 			return nil
 		}
 
-		timer.Reset(p.plan(s).Sub(p.now()))
+		wake := p.plan(s)
+		if !bounceCheck.IsZero() {
+			wake = earliest(wake, bounceCheck)
+		}
+		timer.Reset(wake.Sub(p.now()))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -83,13 +94,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
+// bounceCheckAfter is how long after a send retention runs again to look
+// for bounces of that message, which usually come back within minutes.
+const bounceCheckAfter = 10 * time.Minute
+
 // attempt publishes the newest known address and records the outcome in s
 // (unless ctx has ended); after a successful send it starts retention,
-// tracked by prunes.
-func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitGroup) {
+// tracked by prunes, and reports true.
+func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitGroup) (sent bool) {
 	_, err := p.publishCurrent(ctx)
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	s.sent(p.now(), err, p.draw)
 	switch {
@@ -102,6 +117,7 @@ func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitG
 	default:
 		p.log.Warn("publishing failed; will retry", "retry_at", s.retryAt, "err", err)
 	}
+	return err == nil
 }
 
 // plan shows s in the status and returns when the loop wakes up next.
