@@ -132,6 +132,9 @@ func (s *Server) newIMAPSession(c *imapserver.Conn) (imapserver.Session, *imapse
 
 // Login implements imapserver.Session.
 func (ss *imapSession) Login(username, password string) error {
+	if ss.conn != nil {
+		ss.s.stats.imapLogins.Add(1)
+	}
 	if ss.conn != nil && ss.conn.needsTLS() {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 	}

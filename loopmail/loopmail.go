@@ -117,6 +117,11 @@ type Stats struct {
 	IMAPLimitRefusals int64 // connections refused by MaxIMAPConnsPerUser
 	SMTPMessages      int64 // messages accepted over SMTP (one per transaction)
 	SMTPRecipients    int64 // recipients of those messages
+	// IMAPLogins counts LOGIN attempts on client connections, refused ones
+	// included (what a provider counts toward locking an account).
+	IMAPLogins int64
+	// SMTPAuths counts SMTP AUTH attempts, refused ones included.
+	SMTPAuths int64
 }
 
 // ErrUnknownUser is returned by Deliver and Messages for a user not in Options.Users.
@@ -157,6 +162,7 @@ type Server struct {
 		imapCommands, imapBytesIn, imapBytesOut atomic.Int64
 		imapLimitRefusals                       atomic.Int64
 		smtpMessages, smtpRecipients            atomic.Int64
+		imapLogins, smtpAuths                   atomic.Int64
 	}
 
 	mu        sync.Mutex
@@ -399,6 +405,8 @@ func (s *Server) Stats() Stats {
 		IMAPLimitRefusals: s.stats.imapLimitRefusals.Load(),
 		SMTPMessages:      s.stats.smtpMessages.Load(),
 		SMTPRecipients:    s.stats.smtpRecipients.Load(),
+		IMAPLogins:        s.stats.imapLogins.Load(),
+		SMTPAuths:         s.stats.smtpAuths.Load(),
 	}
 }
 
@@ -412,6 +420,8 @@ func (s *Server) ResetStats() {
 	s.stats.imapLimitRefusals.Store(0)
 	s.stats.smtpMessages.Store(0)
 	s.stats.smtpRecipients.Store(0)
+	s.stats.imapLogins.Store(0)
+	s.stats.smtpAuths.Store(0)
 	s.mu.Lock()
 	s.connsMax = int64(len(s.imapConns))
 	s.loggedMax = s.loggedIn

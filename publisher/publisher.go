@@ -45,6 +45,8 @@ type Publisher struct {
 	checkAt     time.Time
 	sendErr     error
 	sendAt      time.Time
+	pruneErr    error                 // the last retention failure
+	pruneAuth   authBackoff           // retention logins after a refused password
 	rcpts       map[string]*rcptState // failing recipients, by address
 	last        *resendable           // the last message this process sent
 	notifying   bool                  // a goroutine is handing snapshots to OnStatus

@@ -162,19 +162,19 @@ func (p *Publisher) resendWake() time.Time {
 
 // resend sends the newest message again to the recipients whose retry has
 // come, with a new Message-ID, and records the outcome. It serialises with
-// send.
-func (p *Publisher) resend(ctx context.Context) {
+// send, and returns the error of a session that failed as a whole.
+func (p *Publisher) resend(ctx context.Context) error {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	msg, due := p.resendDue(p.now())
 	if len(due) == 0 {
-		return
+		return nil
 	}
 	msg.To = due
 	msg.MessageID = newMessageID(msg.From)
 	err := p.opts.Mailer.Send(ctx, msg)
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	now := p.now()
 	var rerr *RecipientError
@@ -196,6 +196,13 @@ func (p *Publisher) resend(ctx context.Context) {
 	p.mu.Unlock()
 	if err != nil && rerr == nil {
 		p.log.Warn("sending again to refused recipients failed", "to", due, "err", err)
+		if errors.Is(err, ErrAuthRefused) {
+			p.sendFailed(fmt.Errorf("send again to refused recipients: %w", err))
+		}
 	}
 	p.changed()
+	if rerr != nil {
+		return nil
+	}
+	return err
 }

@@ -68,11 +68,32 @@ func (p *Publisher) Prune(ctx context.Context) (int, error) {
 		return 0, ErrRetentionOff
 	}
 	p.mu.Lock()
+	if p.pruneAuth.blocked(p.now()) {
+		err := fmt.Errorf("not logging in again before %s: %w", p.pruneAuth.until.Format(time.RFC3339), p.pruneErr)
+		p.mu.Unlock()
+		return 0, err
+	}
 	sent := slices.Clone(p.rec.SentIDs)
 	p.mu.Unlock()
 	res, err := p.opts.Pruner.Prune(ctx, PruneRequest{Name: p.opts.Name, Subject: p.opts.Subject, Sent: sent})
+	if err != nil && ctx.Err() != nil {
+		return 0, err // shutting down: not a failure worth showing
+	}
+	p.mu.Lock()
+	p.pruneErr = err
+	switch {
+	case err == nil:
+		p.pruneAuth.reset()
+	case errors.Is(err, ErrAuthRefused):
+		until := p.pruneAuth.refused(p.now(), 0)
+		p.log.Error("imap server refused the password for mailbox retention; not logging in again before retry_at",
+			"retry_at", until, "err", err)
+	}
+	p.mu.Unlock()
 	if err == nil {
 		p.bounced(res.Bounces, sent)
+	} else {
+		p.changed()
 	}
 	return res.Deleted, err
 }

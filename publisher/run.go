@@ -71,9 +71,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 			bounceCheck = time.Time{}
 			p.startPrune(ctx, &prunes)
 		}
-		p.resend(ctx) // refused recipients whose retry has come
-		if ctx.Err() != nil {
-			return nil
+		if !s.auth.blocked(p.now()) {
+			// Refused recipients whose retry has come.
+			if err := p.resend(ctx); errors.Is(err, ErrAuthRefused) {
+				s.sent(p.now(), err, p.draw)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 
 		wake := p.plan(s)
@@ -111,6 +116,10 @@ func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitG
 	case err == nil:
 		p.startPrune(ctx, prunes)
 	case errors.Is(err, ErrNoAddress):
+	case errors.Is(err, ErrAuthRefused):
+		p.log.Error("mail server refused the password; not logging in again before retry_at "+
+			"(the wait grows to hours so the account is not locked; Publish now tries at once)",
+			"retry_at", s.auth.until, "err", err)
 	case errors.Is(err, ErrRejected):
 		p.log.Error("mail server refused the message permanently; not retrying until the address "+
 			"changes, Publish now, or the next heartbeat time", "retry_at", s.retryAt, "err", err)
@@ -133,7 +142,7 @@ func (p *Publisher) plan(s *schedule) (wake time.Time) {
 	p.status.Pending = pending
 	p.status.NextRetry = time.Time{}
 	if pending {
-		p.status.NextRetry = s.retryAt
+		p.status.NextRetry = later(s.retryAt, s.auth.until)
 	}
 	p.mu.Unlock()
 	p.changed()
@@ -170,6 +179,9 @@ func (p *Publisher) draw() float64 {
 // requests made while one is waiting are merged. Without a running loop it
 // takes effect when Run starts. While paused it only triggers a check.
 func (p *Publisher) PublishNow() {
+	p.mu.Lock()
+	p.pruneAuth.reset() // the user asks: try the retention login again too
+	p.mu.Unlock()
 	select {
 	case p.trigger <- struct{}{}:
 	default:
