@@ -162,25 +162,29 @@ func (p *Publisher) resendWake() time.Time {
 
 // resend sends the newest message again to the recipients whose retry has
 // come, with a new Message-ID, and records the outcome. It serialises with
-// send, and returns the error of a session that failed as a whole.
-func (p *Publisher) resend(ctx context.Context) error {
+// send. tried reports that it logged in to send; err is the error of a
+// session that failed as a whole.
+func (p *Publisher) resend(ctx context.Context) (tried bool, err error) {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	msg, due := p.resendDue(p.now())
 	if len(due) == 0 {
-		return nil
+		return false, nil
 	}
 	msg.To = due
 	msg.MessageID = newMessageID(msg.From)
-	err := p.opts.Mailer.Send(ctx, msg)
+	err = p.opts.Mailer.Send(ctx, msg)
 	if ctx.Err() != nil {
-		return nil
+		return false, nil
 	}
 	now := p.now()
 	var rerr *RecipientError
 	p.mu.Lock()
 	switch {
 	case err == nil || errors.As(err, &rerr):
+		if errors.Is(p.sendErr, ErrAuthRefused) {
+			p.sendErr = nil // the login works again
+		}
 		p.recipientsSentLocked(msg, rerr, now)
 		if rerr == nil || len(rerr.Delivered) > 0 {
 			p.recordSentIDLocked(msg, now)
@@ -202,7 +206,7 @@ func (p *Publisher) resend(ctx context.Context) error {
 	}
 	p.changed()
 	if rerr != nil {
-		return nil
+		return true, nil
 	}
-	return err
+	return true, err
 }

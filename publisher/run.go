@@ -73,8 +73,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		if !s.auth.blocked(p.now()) {
 			// Refused recipients whose retry has come.
-			if err := p.resend(ctx); errors.Is(err, ErrAuthRefused) {
+			switch tried, err := p.resend(ctx); {
+			case errors.Is(err, ErrAuthRefused):
 				s.sent(p.now(), err, p.draw)
+			case tried && err == nil:
+				s.auth.reset() // the login works
 			}
 			if ctx.Err() != nil {
 				return nil
