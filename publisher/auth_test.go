@@ -68,7 +68,7 @@ func TestRefusedPasswordBacksOff(t *testing.T) {
 		if n := srv.Stats().SMTPAuths; n > 6 || n < 3 {
 			t.Errorf("SMTP logins in an hour = %d, want 3 to 6", n)
 		}
-		if st := l.p.Status(); !st.PasswordRefused || st.NextLogin.Sub(time.Now()) <= 0 {
+		if st := l.p.Status(); !st.PasswordRefused || time.Until(st.NextLogin) <= 0 {
 			t.Errorf("Status() after an hour = %+v, want still refused with a later login", st)
 		}
 		before := srv.Stats().SMTPAuths
