@@ -24,9 +24,19 @@
 // above every number reserved so far, and each adopts the other's newer
 // sent record. Failed sends retry with capped exponential
 // backoff and jitter, always with the newest known address; a permanent
-// refusal by the mail server ([ErrRejected], e.g. 535 authentication failed)
-// is reported in [Status] and not retried until the address changes, the
-// user asks with PublishNow, or a heartbeat interval has passed.
+// refusal by the mail server ([ErrRejected], e.g. 554 message refused) is
+// reported in [Status] and not retried until the address changes, the user
+// asks with PublishNow, or a heartbeat interval has passed. A refused
+// password ([ErrAuthRefused]: SMTP 535/534/530, IMAP AUTHENTICATIONFAILED)
+// is shown as Status.PasswordRefused and the login is retried after waits
+// growing from 5 minutes to 4 hours, which nothing but PublishNow, a
+// success or a new Publisher shortens, so a wrong password does not get the
+// account locked.
+//
+// At each check the loop also reads the state file: a newer message sent by
+// another process (`ipsync publish --once --ip X` beside the service) is
+// adopted, and if the address the check finds differs, it is published at
+// once with a higher sequence number.
 //
 // A check that finds no address for a family (IPv4 or IPv6) the current
 // address has keeps the last known one for that family until it has been
