@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -133,6 +134,18 @@ type RetentionOptions struct {
 // concurrent sessions are pointless.
 type IMAPPruner struct {
 	opts RetentionOptions // defaults applied
+
+	mu    sync.Mutex // guards known
+	known verdicts   // what earlier sessions proved, so nothing is downloaded twice
+}
+
+// verdicts are the proofs of earlier sessions: by UID, the sequence number
+// of a message proven the server's own, or 0 for one that is not. They
+// hold for one mailbox state (UIDVALIDITY) and one name and subject.
+type verdicts struct {
+	validity      uint32
+	name, subject string
+	seq           map[imap.UID]uint64
 }
 
 var _ Pruner = (*IMAPPruner)(nil)
@@ -225,10 +238,20 @@ func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult
 		}
 		return PruneResult{}, fmt.Errorf("log in as %s: %w", o.Username, err)
 	}
-	if _, err := c.Select(o.Mailbox, nil).Wait(); err != nil {
+	sel, err := c.Select(o.Mailbox, nil).Wait()
+	if err != nil {
 		return PruneResult{}, fmt.Errorf("select mailbox %q: %w", o.Mailbox, err)
 	}
-	res, err := r.pruneMailbox(c, req)
+	r.mu.Lock()
+	k := r.known
+	r.mu.Unlock()
+	if k.validity != sel.UIDValidity || k.name != req.Name || k.subject != req.Subject || k.seq == nil {
+		k = verdicts{validity: sel.UIDValidity, name: req.Name, subject: req.Subject, seq: map[imap.UID]uint64{}}
+	}
+	res, err := r.pruneMailbox(c, req, k.seq)
+	r.mu.Lock()
+	r.known = k
+	r.mu.Unlock()
 	if err != nil {
 		return res, err
 	}
@@ -254,7 +277,7 @@ func isIMAPAuthRefusal(err error) bool {
 	return false
 }
 
-func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest) (PruneResult, error) {
+func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest, known map[imap.UID]uint64) (PruneResult, error) {
 	var res PruneResult
 	bounces, reports, err := r.bounces(c, req.Sent)
 	if err != nil {
@@ -262,7 +285,7 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest) (Prune
 		r.opts.Logger.Warn("could not look for bounce reports", "err", err)
 	}
 	res.Bounces = bounces
-	doomed, err := r.doomedOwn(c, req.Name, req.Subject)
+	doomed, err := r.doomedOwn(c, req.Name, req.Subject, known)
 	if err != nil {
 		return res, err
 	}
@@ -280,7 +303,7 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest) (Prune
 
 // doomedOwn returns the UIDs of the server's own messages that retention
 // deletes: proven its own and older than the newest KeepMessages.
-func (r *IMAPPruner) doomedOwn(c *imapclient.Client, name, subject string) ([]imap.UID, error) {
+func (r *IMAPPruner) doomedOwn(c *imapclient.Client, name, subject string, known map[imap.UID]uint64) ([]imap.UID, error) {
 	keep := r.opts.KeepMessages
 	// SEARCH HEADER matches substrings, and anyone can write these
 	// headers: the candidates are proven below before anything is
@@ -299,11 +322,15 @@ func (r *IMAPPruner) doomedOwn(c *imapclient.Client, name, subject string) ([]im
 	if len(candidates) <= keep {
 		return nil, nil
 	}
-	ours, err := r.provenOurs(c, candidates, name, subject)
+	ours, err := r.provenOurs(c, candidates, name, subject, known)
 	if err != nil {
 		return nil, err
 	}
-	return doomedOf(ours, keep), nil
+	doomed := doomedOf(ours, keep)
+	for _, uid := range doomed {
+		delete(known, uid)
+	}
+	return doomed, nil
 }
 
 // expunge deletes the messages doomed and returns how many it deleted: 0
@@ -345,7 +372,7 @@ func (r *IMAPPruner) expunge(c *imapclient.Client, doomed []imap.UID) (int, erro
 const (
 	// maxOwnSize: a sealed message is about 1 KiB; anything larger is not
 	// one of ours and is not downloaded.
-	maxOwnSize = 16 << 10
+	maxOwnSize = 8 << 10
 	// maxExamined: at most this many candidates (the newest by UID) are
 	// downloaded per session, so a flood of forged headers costs bounded
 	// work. Deleting only among them is still safe: anything deleted is
@@ -364,44 +391,70 @@ type owned struct {
 // provenOurs downloads the candidates (newest first, at most maxExamined,
 // none larger than maxOwnSize) and returns those that are exactly ours: the
 // subject and name header equal, and the body opens with Options.Open as a
-// payload of this name.
-func (r *IMAPPruner) provenOurs(c *imapclient.Client, uids []imap.UID, name, subject string) ([]owned, error) {
+// payload of this name. known holds the verdicts of earlier sessions by
+// UID (0: not ours); they are reused, the new ones added, and those of
+// messages that are gone dropped, so each message is downloaded once.
+func (r *IMAPPruner) provenOurs(c *imapclient.Client, uids []imap.UID, name, subject string, known map[imap.UID]uint64) ([]owned, error) {
 	slices.Sort(uids)
 	slices.Reverse(uids)
 	uids = uids[:min(len(uids), maxExamined)]
-	sizes, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("fetch sizes of %d candidate messages: %w", len(uids), err)
-	}
-	var small []imap.UID
-	for _, m := range sizes {
-		if m.UID != 0 && m.RFC822Size > 0 && m.RFC822Size <= maxOwnSize {
-			small = append(small, m.UID)
-		}
-	}
 	var ours []owned
-	var forged int
-	section := &imap.FetchItemBodySection{Peek: true}
-	for batch := range slices.Chunk(small, fetchBatch) {
-		msgs, err := c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{section},
-		}).Collect()
-		if err != nil {
-			return nil, fmt.Errorf("fetch %d candidate messages: %w", len(batch), err)
-		}
-		for _, m := range msgs {
-			seq, ok := r.proveOwn(m.FindBodySection(section), name, subject)
-			if !ok {
-				forged++
-				continue
-			}
-			ours = append(ours, owned{uid: m.UID, seq: seq})
+	var unproven int
+	var fresh []imap.UID
+	for _, uid := range uids {
+		seq, ok := known[uid]
+		switch {
+		case !ok:
+			fresh = append(fresh, uid)
+		case seq == 0:
+			unproven++
+		default:
+			ours = append(ours, owned{uid: uid, seq: seq})
 		}
 	}
-	if forged > 0 || len(small) < len(sizes) {
+	current := make(map[imap.UID]bool, len(uids))
+	for _, uid := range uids {
+		current[uid] = true
+	}
+	maps.DeleteFunc(known, func(uid imap.UID, _ uint64) bool { return !current[uid] })
+	if len(fresh) > 0 {
+		sizes, err := c.Fetch(imap.UIDSetNum(fresh...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		if err != nil {
+			return nil, fmt.Errorf("fetch sizes of %d candidate messages: %w", len(fresh), err)
+		}
+		var small []imap.UID
+		for _, m := range sizes {
+			if m.UID != 0 && m.RFC822Size > 0 && m.RFC822Size <= maxOwnSize {
+				small = append(small, m.UID)
+			} else if m.UID != 0 {
+				known[m.UID] = 0
+				unproven++
+			}
+		}
+		section := &imap.FetchItemBodySection{Peek: true}
+		for batch := range slices.Chunk(small, fetchBatch) {
+			msgs, err := c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
+				UID:         true,
+				BodySection: []*imap.FetchItemBodySection{section},
+			}).Collect()
+			if err != nil {
+				return nil, fmt.Errorf("fetch %d candidate messages: %w", len(batch), err)
+			}
+			for _, m := range msgs {
+				seq, ok := r.proveOwn(m.FindBodySection(section), name, subject)
+				if !ok {
+					known[m.UID] = 0
+					unproven++
+					continue
+				}
+				known[m.UID] = seq
+				ours = append(ours, owned{uid: m.UID, seq: seq})
+			}
+		}
+	}
+	if unproven > 0 {
 		r.opts.Logger.Info("mailbox holds messages with this server's subject and name that it did not sign; "+
-			"retention leaves them alone", "unproven", forged+len(sizes)-len(small), "mailbox", r.opts.Mailbox)
+			"retention leaves them alone", "unproven", unproven, "mailbox", r.opts.Mailbox)
 	}
 	return ours, nil
 }

@@ -255,7 +255,7 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 	deliver(rawSealed(t, key, "g1@x", "srv1", 1))
 	deliver(rawIpsync(t, "forged-junk@x", "ipsync srv1", "srv1"))
 	deliver(rawSealed(t, other, "forged-other-key@x", "srv1", 99)) // signed, but not by this server
-	deliver(rawWithBody(t, "forged-big@x", "ipsync srv1", "srv1", strings.Repeat("x", 20<<10)))
+	deliver(rawWithBody(t, "forged-big@x", "ipsync srv1", "srv1", strings.Repeat("x", 10<<10)))
 	deliver(rawSealed(t, key, "g2@x", "srv1", 2))
 
 	req := PruneRequest{Name: "srv1", Subject: "ipsync srv1"}
@@ -281,6 +281,18 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 	want := []string{"forged-junk@x", "forged-other-key@x", "forged-big@x", "g3@x", "g5@x", "g4@x"}
 	if got := messageIDs(t, srv, alice); !slices.Equal(got, want) {
 		t.Errorf("inbox = %v, want %v", got, want)
+	}
+
+	// Nothing is downloaded twice: a session over the same mailbox sends
+	// no message bodies, only the search and the session's small talk.
+	srv.ResetStats()
+	if res, err := pr.Prune(t.Context(), req); err != nil || res.Deleted != 0 {
+		t.Errorf("third Prune() = %+v, %v, want nothing deleted", res, err)
+	}
+	if out := srv.Stats().IMAPBytesOut; out > 1500 {
+		t.Errorf("third session read %d bytes from the server, want under 1500 (no message downloaded again)", out)
+	} else {
+		t.Logf("third session: %d bytes from the server", out)
 	}
 }
 
