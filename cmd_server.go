@@ -266,7 +266,10 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		}
 		return withCode(exitNetwork, err)
 	}
-	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(cfg.Publisher.To, ", "))
+	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(sent.To, ", "))
+	for _, r := range sent.Refused {
+		fmt.Fprintf(e.stderr, "ipsync: not delivered to %s: refused %s (publisher.to: fix or remove the address)\n", r.Rcpt, r)
+	}
 	return nil
 }
 

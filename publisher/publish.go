@@ -57,6 +57,10 @@ type Sent struct {
 	Addrs    Addrs
 	Seq      uint64
 	IssuedAt time.Time
+	// To are the recipients the server accepted; Refused the ones it
+	// refused (the message went to the others).
+	To      []string
+	Refused []Refusal
 }
 
 // RunOnce checks the address and publishes it now, once, ignoring the
@@ -197,18 +201,18 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 	p.recordSentIDLocked(msg, issued)
 	p.sendErr = nil
 	p.mu.Unlock()
-	delivered := len(msg.To)
+	out := Sent{Addrs: addrs, Seq: seq, IssuedAt: issued, To: msg.To}
 	if rerr != nil {
-		delivered = len(rerr.Delivered)
+		out.To, out.Refused = rerr.Delivered, rerr.Refused
 	}
-	p.log.Info("published", "addrs", addrs.String(), "seq", seq, "recipients", delivered, "refused", len(msg.To)-delivered)
+	p.log.Info("published", "addrs", addrs.String(), "seq", seq, "recipients", len(out.To), "refused", len(out.Refused))
 	// Record it even if ctx has just ended (shutdown right after sending).
 	if err := p.save(context.WithoutCancel(ctx), nil); err != nil {
 		// The message went out; only its record is late. The next save
 		// carries it, and meanwhile the reserved number protects reuse.
 		p.log.Warn("could not record the sent message in the state file", "seq", seq, "err", err)
 	}
-	return Sent{Addrs: addrs, Seq: seq, IssuedAt: issued}, nil
+	return out, nil
 }
 
 // sendFailed records err as the outstanding send error and returns it.
