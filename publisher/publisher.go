@@ -45,6 +45,7 @@ type Publisher struct {
 	checkAt     time.Time
 	sendErr     error
 	sendAt      time.Time
+	authUntil   time.Time             // the loop's next SMTP login after a refused password
 	pruneErr    error                 // the last retention failure
 	pruneAuth   authBackoff           // retention logins after a refused password
 	rcpts       map[string]*rcptState // failing recipients, by address

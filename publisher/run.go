@@ -144,6 +144,7 @@ func (p *Publisher) plan(s *schedule) (wake time.Time) {
 	p.status.NextCheck = s.nextCheck
 	p.status.Pending = pending
 	p.status.NextRetry = time.Time{}
+	p.authUntil = s.auth.until
 	if pending {
 		p.status.NextRetry = later(s.retryAt, s.auth.until)
 	}

@@ -104,12 +104,14 @@ func TestSharedStateServiceAndOneOff(t *testing.T) {
 		defer l.stop()
 		synctest.Wait() // the service sends #1 at once
 
-		time.Sleep(10 * time.Minute)
+		time.Sleep(12 * time.Minute) // between two checks
 		admin := newShared(t, 1, path, m)[0]
 		if sent, err := admin.PublishAddrs(t.Context(), addrC); err != nil || sent.Seq != 2 {
 			t.Fatalf("one-off PublishAddrs() = %+v, %v, want seq 2", sent, err)
 		}
-		time.Sleep(time.Hour) // the service's heartbeat at 1h
+		// The service's next check (15m) corrects it; its heartbeat is
+		// then due at 1h15m, after the end of this test.
+		time.Sleep(time.Hour)
 		synctest.Wait()
 
 		var got []string

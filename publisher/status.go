@@ -120,7 +120,7 @@ func (p *Publisher) statusLocked() Status {
 	s.RetentionError = p.pruneErr
 	switch {
 	case errors.Is(p.sendErr, ErrAuthRefused):
-		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "smtp", s.NextRetry
+		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "smtp", p.authUntil
 	case errors.Is(p.pruneErr, ErrAuthRefused):
 		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "imap", p.pruneAuth.until
 	}
