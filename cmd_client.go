@@ -11,6 +11,7 @@ import (
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/fetcher"
+	"ipsync/statefile"
 	"ipsync/tray"
 )
 
@@ -41,6 +42,9 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 	}
 	statePath, err := cfg.StatePath("client-" + cfg.Name + ".json")
 	if err != nil {
+		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	if err := statefile.Check(statePath); err != nil {
 		return nil, usageErr("%s: state_dir: %v", cfg.Path, err)
 	}
 	f, err := fetcher.New(fetcher.Options{
@@ -106,7 +110,7 @@ func clientConsumer(ui *ui, log *slog.Logger, pollEvery time.Duration) fetcher.C
 	return fetcher.ConsumerFunc(func(u fetcher.Update) {
 		logClientUpdate(log, first, last, u)
 		last, first = u, false
-		ui.set(clientStatus(u, pollEvery))
+		ui.set(u.Health(pollEvery))
 	})
 }
 
@@ -136,69 +140,6 @@ func logClientUpdate(log *slog.Logger, first bool, last, u fetcher.Update) {
 	if u.Mode != "" && u.Mode != last.Mode {
 		log.Info("watching the mailbox", "mode", u.Mode)
 	}
-}
-
-// clientStatus is what the tray shows for a fetcher update.
-func clientStatus(u fetcher.Update, pollEvery time.Duration) tray.Status {
-	s := tray.Status{
-		Name:      u.Payload.Name,
-		IPv4:      u.Payload.IPv4,
-		IPv6:      u.Payload.IPv6,
-		IssuedAt:  u.Payload.IssuedAt,
-		LastCheck: u.LastCheck,
-	}
-	if u.Changed {
-		s.Previous = u.Previous.IPv4
-		if !s.Previous.IsValid() {
-			s.Previous = u.Previous.IPv6
-		}
-	}
-	switch u.Mode {
-	case fetcher.ModeIdle:
-		s.Mode = "IDLE (push)"
-	case fetcher.ModePoll:
-		s.Mode = "polling every " + shortDuration(pollEvery)
-	case fetcher.ModePollShared:
-		s.Mode = "polling every " + shortDuration(pollEvery) + " (shared mailbox)"
-	}
-	switch u.State {
-	case fetcher.Current:
-		s.State = tray.Current
-	case fetcher.Stale:
-		s.State = tray.Stale
-	case fetcher.Unreachable:
-		s.State = tray.Unreachable
-		s.Err = "server not reachable"
-		s.ErrKind = "probe"
-	case fetcher.Error:
-		s.State = tray.Error
-		s.Err, s.ErrKind = mailErrorText(u.Err)
-	default:
-		s.State = tray.Unknown
-	}
-	if u.Fetching {
-		s.State = tray.Working
-	}
-	return s
-}
-
-// mailErrorText is a short, secret-free message for the tray, and its kind
-// for notification rate limiting.
-func mailErrorText(err error) (string, string) {
-	if err == nil {
-		return "mail error", "mail"
-	}
-	return shortError(err), "mail"
-}
-
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	for _, suf := range []string{"m0s", "h0m"} {
-		if len(s) > len(suf) && s[len(s)-len(suf):] == suf {
-			s = s[:len(s)-2]
-		}
-	}
-	return s
 }
 
 func addrOrNone(a interface{ IsValid() bool }) any {

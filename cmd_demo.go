@@ -185,9 +185,9 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 		},
 		// The stand-in service answers with documentation-range
 		// addresses, which production validation rightly rejects.
-		AllowPrivate: true,
-		UserAgent:    discover.UserAgent(version),
-		Logger:       log.With("part", "discover"),
+		Allow:     discover.DocumentationRanges,
+		UserAgent: discover.UserAgent(version),
+		Logger:    log.With("part", "discover"),
 	})
 	if err != nil {
 		return nil, err

@@ -27,10 +27,12 @@ publisher.heartbeat_every otherwise. With a desktop it shows a tray icon;
 with --headless, or without a display, it logs instead (systemd, scripts).
 Stops on SIGINT/SIGTERM.`
 
-const publishSynopsis = `ipsync publish --once [--config F] [--ip ADDR]...
+const publishSynopsis = `ipsync publish --once [--config F] [--ip ADDR]... [--allow-documentation-ip]
 
 Finds the public address now (or takes it from --ip, once per family, no
-detection) and sends one message, then prints what it sent.
+detection) and sends one message, then prints what it sent. --ip takes
+public addresses only, by the same rule as discovery; demos and tests
+publish documentation-range addresses with --allow-documentation-ip.
 Exit 0 when sent, 1 when no address could be agreed, 2 for a config error,
 3 for a mail or network error.`
 
@@ -152,59 +154,16 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		},
 	})
 	p, err = newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
-		u.set(serverStatus(cfg.Name, s))
+		u.set(s.Health())
 	})
 	if err != nil {
 		return err
 	}
-	u.set(serverStatus(cfg.Name, p.Status()))
+	u.set(p.Status().Health())
 	log.Info("server running", "name", cfg.Name, "check_every", cfg.Publisher.CheckEvery.D(),
 		"heartbeat_every", cfg.Publisher.HeartbeatEvery.D(), "to", strings.Join(cfg.Publisher.To, ","),
 		"ipv4_sources", len(d.Sources(discover.V4)), "ipv6_sources", len(d.Sources(discover.V6)), "format", cfg.Codec.Format)
 	return u.run(ctx, p.Run)
-}
-
-// serverStatus is what the server tray shows. The tray's states mean, for
-// the server: Error, mail cannot be sent; Unreachable, the address sources
-// fail or disagree; Stale, a new address waits for delivery; Working, a
-// send is under way.
-func serverStatus(name string, s publisher.Status) tray.Status {
-	t := tray.Status{
-		Name:          name,
-		IPv4:          s.Addrs.IPv4,
-		IPv6:          s.Addrs.IPv6,
-		LastCheck:     s.LastCheck,
-		LastSent:      s.LastSent,
-		NextHeartbeat: s.NextHeartbeat,
-		Seq:           s.LastSeq,
-		Paused:        s.Paused,
-		State:         tray.Current,
-	}
-	switch {
-	case s.LastError != nil && s.LastErrorSending:
-		t.State = tray.Error
-		t.Err, t.ErrKind = shortError(s.LastError), "send"
-		if errors.Is(s.LastError, publisher.ErrRejected) {
-			t.ErrKind = "rejected"
-		}
-	case s.LastError != nil:
-		t.State = tray.Unreachable
-		t.Err, t.ErrKind = shortError(s.LastError), "sources"
-	case s.Addrs.IsZero():
-		t.State = tray.Unknown
-	case s.Pending || s.Addrs != s.SentAddrs:
-		t.State = tray.Stale
-	}
-	return t
-}
-
-// shortError is err's message cut to a length that fits a menu line.
-func shortError(err error) string {
-	msg := err.Error()
-	if r := []rune(msg); len(r) > 120 {
-		msg = string(r[:119]) + "…"
-	}
-	return msg
 }
 
 func runPublish(ctx context.Context, e *env, args []string) error {
@@ -215,6 +174,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		ips = append(ips, s)
 		return nil
 	})
+	docIP := fs.Bool("allow-documentation-ip", false, "accept --ip addresses from the documentation ranges (203.0.113.0/24, 2001:db8::/32, ...): demos and tests only")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -224,7 +184,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("publish takes no arguments, got %q", fs.Args())
 	}
-	addrs, err := parseIPFlags(ips)
+	var allow discover.Exceptions
+	if *docIP {
+		allow = discover.DocumentationRanges
+	}
+	addrs, err := parseIPFlags(ips, allow)
 	if err != nil {
 		return err
 	}
@@ -273,9 +237,9 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// parseIPFlags validates --ip values: at most one per family, public
-// unicast addresses only.
-func parseIPFlags(ips []string) (publisher.Addrs, error) {
+// parseIPFlags validates --ip values: at most one per family, and public
+// by discovery's rule (relaxed only by allow).
+func parseIPFlags(ips []string, allow discover.Exceptions) (publisher.Addrs, error) {
 	var a publisher.Addrs
 	for _, s := range ips {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -283,8 +247,12 @@ func parseIPFlags(ips []string) (publisher.Addrs, error) {
 			return a, usageErr("--ip %q is not an IP address", s)
 		}
 		ip = ip.Unmap()
-		if !ip.IsGlobalUnicast() || ip.IsPrivate() {
-			return a, usageErr("--ip %s is not a public unicast address", ip)
+		if err := discover.CheckPublic(ip, allow); err != nil {
+			hint := "give the address the internet sees (`ipsync check` shows what the sources see)"
+			if discover.CheckPublic(ip, allow|discover.DocumentationRanges) == nil {
+				hint = "for a demo or test, add --allow-documentation-ip"
+			}
+			return a, usageErr("--ip %v; %s", err, hint)
 		}
 		if ip.Is4() {
 			if a.IPv4.IsValid() {
@@ -329,7 +297,7 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		return append(lines, checkLine{item: "address sources", err: err})
 	}
 	for _, r := range d.Check(ctx) {
-		item := fmt.Sprintf("source %s %s (%s)", r.Family, r.Name, r.Operator)
+		item := fmt.Sprintf("source %s %s (%s; %s)", r.Family, r.Name, r.Operator, r.Trust())
 		if r.Err != nil {
 			lines = append(lines, checkLine{item: item, err: r.Err})
 			continue

@@ -41,6 +41,9 @@ func TestUsageAndHelp(t *testing.T) {
 		{"fetch without once", []string{"fetch"}, exitUsage, "", "fetch needs --once"},
 		{"publish without once", []string{"publish"}, exitUsage, "", "publish needs --once"},
 		{"publish private ip", []string{"publish", "--once", "--ip", "10.0.0.1"}, exitUsage, "", "not a public unicast address"},
+		{"publish cgnat ip", []string{"publish", "--once", "--ip", "100.64.1.1"}, exitUsage, "", "--ip 100.64.1.1 is not a public unicast address: carrier-grade NAT range 100.64.0.0/10; give the address the internet sees"},
+		{"publish documentation ip", []string{"publish", "--once", "--ip", "203.0.113.7"}, exitUsage, "", "documentation range 203.0.113.0/24; for a demo or test, add --allow-documentation-ip"},
+		{"publish private ip despite exception", []string{"publish", "--once", "--allow-documentation-ip", "--ip", "192.168.1.1"}, exitUsage, "", "private address"},
 		{"legacy no sub", []string{"legacy"}, exitUsage, "", "encode or decode"},
 		{"legacy bad factor", []string{"legacy", "encode", "--factor", "x", "--alphabet", "odzmtaciru", "--padding", "b", "1.2.3.4"}, exitUsage, "", "--factor"},
 		{"legacy ipv6", []string{"legacy", "encode", "--factor", "2", "--alphabet", "odzmtaciru", "--padding", "b", "2001:db8::1"}, exitUsage, "", "IPv4 only"},
@@ -225,6 +228,20 @@ func TestPublishThenFetch(t *testing.T) {
 	}
 }
 
+// TestPublishDocumentationIPNeedsException: --ip follows discovery's
+// public-address rule; the documentation ranges the demo and the desktop
+// scripts publish pass only with the named exception.
+func TestPublishDocumentationIPNeedsException(t *testing.T) {
+	e := newE2E(t)
+	if code, _, errOut := runCLI(t, "publish", "--once", "--config", e.serverCfg, "--ip", "203.0.113.7"); code != exitUsage || !strings.Contains(errOut, "--allow-documentation-ip") {
+		t.Errorf("publish --ip 203.0.113.7 = %d %q, want %d naming --allow-documentation-ip", code, errOut, exitUsage)
+	}
+	code, out, errOut := runCLI(t, "publish", "--once", "--config", e.serverCfg, "--allow-documentation-ip", "--ip", "203.0.113.7")
+	if code != exitOK || !strings.Contains(out, "sent 203.0.113.7") {
+		t.Errorf("publish --allow-documentation-ip --ip 203.0.113.7 = %d %q %q, want sent", code, out, errOut)
+	}
+}
+
 func TestCheckAgainstLoopback(t *testing.T) {
 	e := newE2E(t)
 	code, out, errOut := runCLI(t, "check", "--config", e.clientCfg)
@@ -258,13 +275,13 @@ func TestCheckServerAgainstLoopback(t *testing.T) {
 	echo := startEcho(t, "203.0.113.5")
 	// The stand-in answers with a documentation address, which production
 	// validation must reject: the source lines fail, the mail lines pass.
-	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
+	cfg := mustRead(t, e.serverCfg) + "publisher:\n  sources: [" + echo.HTTPSURL() + ", " + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
 	p := filepath.Join(filepath.Dir(e.serverCfg), "server-check.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := runCLI(t, "check", "--config", p)
-	for _, want := range []string{"PASS server secrets", "PASS smtp 127.0.0.1", "PASS imap 127.0.0.1", "login for retention", "FAIL source IPv4 dns://127.0.0.1", "documentation range"} {
+	for _, want := range []string{"PASS server secrets", "PASS smtp 127.0.0.1", "PASS imap 127.0.0.1", "login for retention", "FAIL source IPv4 dns://127.0.0.1", "plain DNS, corroborates only", "documentation range", "(localhost; authenticated)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}

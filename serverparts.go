@@ -6,6 +6,7 @@ import (
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/publisher"
+	"ipsync/statefile"
 )
 
 // newMailer builds the SMTP mailer of cfg: the submission server of
@@ -32,6 +33,9 @@ func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SM
 func newStore(cfg *config.Config) (publisher.FileStore, error) {
 	path, err := cfg.StatePath("server-" + cfg.Name + ".json")
 	if err != nil {
+		return publisher.FileStore{}, usageErr("%s: state_dir: %v", cfg.Path, err)
+	}
+	if err := statefile.Check(path); err != nil {
 		return publisher.FileStore{}, usageErr("%s: state_dir: %v", cfg.Path, err)
 	}
 	return publisher.FileStore{Path: path}, nil

@@ -23,7 +23,7 @@ func TestServerTrayOverDBus(t *testing.T) {
 	publishIP(t, e, "8.8.4.4")
 
 	echo := startEcho(t, "203.0.113.9")
-	appendFile(t, e.serverCfg, "publisher:\n  sources: ["+echo.DNSURL()+"]\n  agree: 1\n  ipv6: off\n")
+	appendFile(t, e.serverCfg, "publisher:\n  sources: ["+echo.HTTPSURL()+", "+echo.DNSURL()+"]\n  agree: 1\n  ipv6: off\n")
 
 	c := startTrayRole(t, d.Addr, "server", e.serverCfg)
 	item := d.WaitItem(t)

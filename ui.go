@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"ipsync/health"
 	"ipsync/tray"
 )
 
@@ -37,7 +38,7 @@ func startUI(ctx context.Context, e *env, log *slog.Logger, headless bool, opts 
 }
 
 // set shows s in the tray, if any. It never blocks.
-func (u *ui) set(s tray.Status) {
+func (u *ui) set(s health.Status) {
 	if u.tray != nil {
 		u.tray.SetStatus(s)
 	}

@@ -1,4 +1,5 @@
-# Shell helpers shared by .ci/run, .ci/screenshots.sh and .ci/wine-test.sh.
+# Shell helpers shared by .ci/run, .ci/screenshots.sh, .ci/wine-test.sh,
+# .ci/dist-check.sh and packaging/dist.sh.
 # Source it after setting `me` (the prefix of messages).
 
 die() { echo "$me: FAIL: $*" >&2; exit 1; }
@@ -75,4 +76,23 @@ bbox() {
 	# -trim of an all-equal picture leaves a 1x1 image with a negative offset.
 	case $g in 1\ 1\ -*) return 0 ;; esac
 	echo "${g//+/}"
+}
+
+# wine_prefix: makes the Wine prefix $WINEPREFIX (set WINEPREFIX, WINEARCH
+# and $work first) and gives it what Go programs need. Go >= 1.22 needs
+# bcryptprimitives.dll (ProcessPrng); Wine 8 has none (a newer Wine's own,
+# builtin one shows up here as a placeholder file). Wine loads a DLL it has
+# no builtin for from system32, so a stand-in built with mingw-w64 goes there.
+wine_prefix() {
+	local t=$SECONDS sys32=$WINEPREFIX/drive_c/windows/system32
+	timeout 180 wineboot --init >"$work/wineboot.log" 2>&1 || die "wineboot --init failed or took over 180s"
+	timeout 120 wineserver -w || die "wineserver did not settle after wineboot"
+	[ -d "$sys32" ] || die "wineboot made no $sys32"
+	log "$(wine --version 2>/dev/null | head -n1) prefix ready in $((SECONDS - t))s"
+	if [ ! -e "$sys32/bcryptprimitives.dll" ]; then
+		install_missing gcc-mingw-w64-x86-64
+		x86_64-w64-mingw32-gcc -shared -O2 -s -o "$sys32/bcryptprimitives.dll" \
+			.ci/wine/bcryptprimitives.c .ci/wine/bcryptprimitives.def -lbcrypt
+		log "installed the bcryptprimitives.dll stand-in"
+	fi
 }

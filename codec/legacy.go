@@ -2,7 +2,6 @@ package codec
 
 import (
 	crand "crypto/rand"
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -43,45 +42,76 @@ type Legacy struct {
 	Rand func(n int) int
 }
 
-// Validate reports whether l's settings are usable, naming the field and
-// the bad value when not. Encode and Decode call it first.
+// Validate reports whether l's settings are usable. A non-nil error is a
+// *LegacySettingError for the first unusable setting (factor, alphabet,
+// padding). Encode and Decode call it first.
 func (l Legacy) Validate() error {
-	switch f := l.Factor; {
-	case math.IsNaN(f) || math.IsInf(f, 0):
-		return fmt.Errorf("legacy factor is %v; want a finite number in [-10, 10], not 0", f)
-	case f == 0:
-		return errors.New("legacy factor is 0; want a number in [-10, 10], not 0")
-	case f < -10 || f > 10:
-		return fmt.Errorf("legacy factor %v is outside [-10, 10]", f)
-	}
-	if len(l.Alphabet) != 10 {
-		return fmt.Errorf("legacy alphabet %q has %d characters; want 10 distinct lower-case letters", l.Alphabet, len(l.Alphabet))
-	}
-	var seen [26]bool
-	for i := 0; i < len(l.Alphabet); i++ {
-		c := l.Alphabet[i]
-		if c < 'a' || c > 'z' {
-			return fmt.Errorf("legacy alphabet %q: character %d is not a lower-case ASCII letter", l.Alphabet, i+1)
-		}
-		if seen[c-'a'] {
-			return fmt.Errorf("legacy alphabet %q: letter %q appears twice", l.Alphabet, c)
-		}
-		seen[c-'a'] = true
-	}
-	var inPadding [26]bool
-	for i := 0; i < len(l.Padding); i++ {
-		c := l.Padding[i]
-		switch {
-		case c < 'a' || c > 'z':
-			return fmt.Errorf("legacy padding %q: character %d is not a lower-case ASCII letter", l.Padding, i+1)
-		case seen[c-'a']:
-			return fmt.Errorf("legacy padding %q: letter %q is also in the alphabet", l.Padding, c)
-		case inPadding[c-'a']:
-			return fmt.Errorf("legacy padding %q: letter %q appears twice", l.Padding, c)
-		}
-		inPadding[c-'a'] = true
+	if errs := l.SettingErrors(); len(errs) > 0 {
+		return errs[0]
 	}
 	return nil
+}
+
+// LegacySettingError says which Legacy setting is unusable and why. A
+// configuration file names the setting after its own key and shows Msg.
+type LegacySettingError struct {
+	// Setting is "factor", "alphabet" or "padding".
+	Setting string
+	// Msg gives the bad value and what would be valid, e.g.
+	// `"abc" has 3 characters; want exactly 10 different lower-case letters a-z`.
+	Msg string
+}
+
+func (e *LegacySettingError) Error() string { return "legacy " + e.Setting + " " + e.Msg }
+
+// SettingErrors returns one error per unusable setting of l, in the order
+// factor, alphabet, padding; nil when l is valid.
+func (l Legacy) SettingErrors() []*LegacySettingError {
+	var errs []*LegacySettingError
+	bad := func(setting, format string, args ...any) {
+		errs = append(errs, &LegacySettingError{Setting: setting, Msg: fmt.Sprintf(format, args...)})
+	}
+	const wantFactor = "want a number in [-10, 10] other than 0"
+	switch f := l.Factor; {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		bad("factor", "is %v; want a finite number in [-10, 10] other than 0", f)
+	case f == 0:
+		bad("factor", "is 0; "+wantFactor)
+	case f < -10 || f > 10:
+		bad("factor", "%v is outside [-10, 10]; "+wantFactor, f)
+	}
+	const wantAlphabet = "want exactly 10 different lower-case letters a-z"
+	seen, msg := letterSet(l.Alphabet, nil)
+	switch {
+	case len(l.Alphabet) != 10:
+		bad("alphabet", "%q has %d characters; "+wantAlphabet, l.Alphabet, len(l.Alphabet))
+	case msg != "":
+		bad("alphabet", "%q: %s; "+wantAlphabet, l.Alphabet, msg)
+	}
+	if _, msg := letterSet(l.Padding, &seen); msg != "" {
+		bad("padding", "%q: %s; want different lower-case letters a-z that are not in the alphabet, or none for all such letters", l.Padding, msg)
+	}
+	return errs
+}
+
+// letterSet returns the set of the letters of s, or what is wrong with s
+// when it holds something else than distinct lower-case ASCII letters or a
+// letter that is also in other.
+func letterSet(s string, other *[26]bool) ([26]bool, string) {
+	var set [26]bool
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c < 'a' || c > 'z':
+			return set, fmt.Sprintf("character %d is not a lower-case ASCII letter", i+1)
+		case other != nil && other[c-'a']:
+			return set, fmt.Sprintf("letter %q is also in the alphabet", c)
+		case set[c-'a']:
+			return set, fmt.Sprintf("letter %q appears twice", c)
+		}
+		set[c-'a'] = true
+	}
+	return set, ""
 }
 
 // pool returns the padding letters in use.
@@ -200,6 +230,88 @@ func (l Legacy) Decode(text string) (netip.Addr, error) {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// scanError is what is wrong at a byte index of a legacy text.
+type scanError struct {
+	at  int // byte index into the text scanned
+	msg string
+}
+
+// scanNumber reads the number that starts at s[p:], written as Encode
+// writes it: -?D+(.D+)?(e[+-]D+)?. It returns the index just after it.
+func scanNumber(s string, p int) (int, *scanError) {
+	start := p
+	if p < len(s) && s[p] == '-' {
+		p++
+	}
+	switch rest := s[p:]; {
+	case rest == "":
+		return p, &scanError{p, "text ends where a number should be"}
+	case strings.HasPrefix(rest, "nan") || strings.HasPrefix(rest, "inf"):
+		return p, &scanError{start, "not a finite number"}
+	case !isDigit(rest[0]):
+		return p, &scanError{p, fmt.Sprintf("expected a digit, found %q", rest[0])}
+	}
+	p = skipDigits(s, p)
+	var err *scanError
+	if p < len(s) && s[p] == '.' {
+		if p, err = needDigits(s, p+1, "expected a digit after the decimal point"); err != nil {
+			return p, err
+		}
+	}
+	if p+1 < len(s) && s[p] == 'e' && (s[p+1] == '+' || s[p+1] == '-') {
+		if p, err = needDigits(s, p+2, "expected a digit in the exponent"); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// needDigits reads one or more digits at s[p:], or fails with msg.
+func needDigits(s string, p int, msg string) (int, *scanError) {
+	if p >= len(s) || !isDigit(s[p]) {
+		return p, &scanError{p, msg}
+	}
+	return skipDigits(s, p), nil
+}
+
+func skipDigits(s string, p int) int {
+	for p < len(s) && isDigit(s[p]) {
+		p++
+	}
+	return p
+}
+
+// octet is the whole number 0..255 that number (= x) stands for after key
+// digit k: x / (k × Factor), which must have key digit k and be written
+// exactly as Encode writes it. A scanError's index counts from the start of
+// number; l must be valid.
+func (l Legacy) octet(number string, x float64, k int) (int, *scanError) {
+	key := l.Alphabet[k]
+	n := 0
+	if k == 0 {
+		if x != 0 {
+			return 0, &scanError{0, fmt.Sprintf("key letter %q stands for digit 0, which only 0 has, but the number is %s", key, number)}
+		}
+	} else {
+		q := x / (float64(k) * l.Factor)
+		if !(q > -0.5 && q < 255.5) {
+			return 0, &scanError{0, fmt.Sprintf("number %s stands for %.6g, outside 0..255", number, q)}
+		}
+		r := math.Round(q)
+		if math.Abs(q-r) > 1e-6 {
+			return 0, &scanError{0, fmt.Sprintf("number %s stands for %.9g, not a whole number", number, q)}
+		}
+		n = int(r)
+	}
+	if d := keyDigit(n); d != k {
+		return 0, &scanError{len(number), fmt.Sprintf("key letter %q stands for digit %d, but %d has key digit %d", key, k, n, d)}
+	}
+	if PythonRepr(legacyValue(n, k, l.Factor)) != number {
+		return 0, &scanError{0, fmt.Sprintf("number %s is not written exactly as %d is (extra or missing digits?)", number, n)}
+	}
+	return n, nil
+}
+
 // decodeGroups parses and checks the four groups; l must be valid.
 func (l Legacy) decodeGroups(text string) ([4]legacyGroup, error) {
 	var groups [4]legacyGroup
@@ -208,49 +320,18 @@ func (l Legacy) decodeGroups(text string) ([4]legacyGroup, error) {
 	s := strings.TrimRight(text, space)
 	p := len(s) - len(strings.TrimLeft(s, space)) // index into text and s
 	for gi := range groups {
-		fail := func(at int, format string, args ...any) ([4]legacyGroup, error) {
-			return groups, &legacyError{group: gi + 1, pos: at + 1, msg: fmt.Sprintf(format, args...)}
+		fail := func(at int, msg string) ([4]legacyGroup, error) {
+			return groups, &legacyError{group: gi + 1, pos: at + 1, msg: msg}
 		}
-		// The number: -?D+(.D+)?(e[+-]D+)?
 		start := p
-		if p < len(s) && s[p] == '-' {
-			p++
-		}
-		if p >= len(s) {
-			return fail(p, "text ends where a number should be")
-		}
-		if !isDigit(s[p]) {
-			rest := s[p:]
-			if strings.HasPrefix(rest, "nan") || strings.HasPrefix(rest, "inf") {
-				return fail(start, "not a finite number")
-			}
-			return fail(p, "expected a digit, found %q", s[p])
-		}
-		for p < len(s) && isDigit(s[p]) {
-			p++
-		}
-		if p < len(s) && s[p] == '.' {
-			p++
-			if p >= len(s) || !isDigit(s[p]) {
-				return fail(p, "expected a digit after the decimal point")
-			}
-			for p < len(s) && isDigit(s[p]) {
-				p++
-			}
-		}
-		if p+1 < len(s) && s[p] == 'e' && (s[p+1] == '+' || s[p+1] == '-') {
-			p += 2
-			if p >= len(s) || !isDigit(s[p]) {
-				return fail(p, "expected a digit in the exponent")
-			}
-			for p < len(s) && isDigit(s[p]) {
-				p++
-			}
+		var err *scanError
+		if p, err = scanNumber(s, p); err != nil {
+			return fail(err.at, err.msg)
 		}
 		number := s[start:p]
-		x, err := strconv.ParseFloat(number, 64)
-		if err != nil || math.IsInf(x, 0) {
-			return fail(start, "number %s is out of range", number)
+		x, perr := strconv.ParseFloat(number, 64)
+		if perr != nil || math.IsInf(x, 0) {
+			return fail(start, fmt.Sprintf("number %s is out of range", number))
 		}
 
 		// The key letter and the padding letter.
@@ -259,44 +340,23 @@ func (l Legacy) decodeGroups(text string) ([4]legacyGroup, error) {
 		}
 		k := strings.IndexByte(l.Alphabet, s[p])
 		if k < 0 {
-			return fail(p, "%q is not a key letter (alphabet %q)", s[p], l.Alphabet)
+			return fail(p, fmt.Sprintf("%q is not a key letter (alphabet %q)", s[p], l.Alphabet))
 		}
-		key := s[p]
 		p++
 		if p >= len(s) {
 			return fail(p, "text ends where the padding letter should be")
 		}
 		if strings.IndexByte(pool, s[p]) < 0 {
-			return fail(p, "%q is not a padding letter", s[p])
+			return fail(p, fmt.Sprintf("%q is not a padding letter", s[p]))
 		}
 		pad := s[p]
 		p++
 
-		// The value: n = x / (k × factor), a whole number in 0..255 whose
-		// key digit is k, and written exactly as Encode writes it.
-		n := 0
-		if k == 0 {
-			if x != 0 {
-				return fail(start, "key letter %q stands for digit 0, which only 0 has, but the number is %s", key, number)
-			}
-		} else {
-			q := x / (float64(k) * l.Factor)
-			if !(q > -0.5 && q < 255.5) {
-				return fail(start, "number %s stands for %.6g, outside 0..255", number, q)
-			}
-			r := math.Round(q)
-			if math.Abs(q-r) > 1e-6 {
-				return fail(start, "number %s stands for %.9g, not a whole number", number, q)
-			}
-			n = int(r)
+		n, err := l.octet(number, x, k)
+		if err != nil {
+			return fail(start+err.at, err.msg)
 		}
-		if d := keyDigit(n); d != k {
-			return fail(start+len(number), "key letter %q stands for digit %d, but %d has key digit %d", key, k, n, d)
-		}
-		if PythonRepr(legacyValue(n, k, l.Factor)) != number {
-			return fail(start, "number %s is not written exactly as %d is (extra or missing digits?)", number, n)
-		}
-		groups[gi] = legacyGroup{n: n, number: number, key: key, pad: pad}
+		groups[gi] = legacyGroup{n: n, number: number, key: l.Alphabet[k], pad: pad}
 	}
 	if p < len(s) {
 		return groups, &legacyError{group: 4, pos: p + 1, msg: fmt.Sprintf("unexpected %q after the fourth group", s[p])}

@@ -467,3 +467,132 @@ func BenchmarkLegacyDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestLegacySettingErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		l    Legacy
+		want []string // "setting: message start"
+	}{
+		{"valid", seedLegacy, nil},
+		{"all three", Legacy{Factor: 0, Alphabet: "abc", Padding: "a1"}, []string{
+			`factor: is 0; want a number in [-10, 10] other than 0`,
+			`alphabet: "abc" has 3 characters; want exactly 10 different lower-case letters a-z`,
+			`padding: "a1": letter 'a' is also in the alphabet;`,
+		}},
+		{"alphabet only", Legacy{Factor: 2, Alphabet: "odzmtacirr"}, []string{`alphabet: "odzmtacirr": letter 'r' appears twice;`}},
+		{"padding only", Legacy{Factor: -10, Alphabet: "odzmtaciru", Padding: "bB"}, []string{`padding: "bB": character 2 is not a lower-case ASCII letter;`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			errs := tt.l.SettingErrors()
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Setting+": "+e.Msg)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("SettingErrors() = %q, want %d errors like %q", got, len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("SettingErrors()[%d] = %q, want it to start %q", i, got[i], tt.want[i])
+				}
+			}
+			err := tt.l.Validate()
+			if len(errs) == 0 {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var se *LegacySettingError
+			if !errors.As(err, &se) || *se != *errs[0] || err.Error() != "legacy "+errs[0].Setting+" "+errs[0].Msg {
+				t.Errorf("Validate() = %v, want the first setting error %v", err, errs[0])
+			}
+		})
+	}
+}
+
+func TestScanNumber(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s    string
+		p    int // where to start
+		end  int // index after the number, or of the fault
+		want string
+	}{
+		{"0.0ox", 0, 3, ""},
+		{"-5538.823987594815mn", 0, 18, ""},
+		{"x12a", 1, 3, ""},
+		{"1e-05ab", 0, 5, ""},
+		{"-1.5e+300ab", 0, 9, ""},
+		{"12e5ab", 0, 2, ""}, // no sign: the exponent is not part of the number
+		{"", 0, 0, "text ends where a number should be"},
+		{"-", 0, 1, "text ends where a number should be"},
+		{"-nanox", 0, 0, "not a finite number"},
+		{"infox", 0, 0, "not a finite number"},
+		{"+1ox", 0, 0, `expected a digit, found '+'`},
+		{"-.5ox", 0, 1, `expected a digit, found '.'`},
+		{"1.ox", 0, 2, "expected a digit after the decimal point"},
+		{"1.", 0, 2, "expected a digit after the decimal point"},
+		{"1e+ox", 0, 3, "expected a digit in the exponent"},
+		{"1.5e-", 0, 5, "expected a digit in the exponent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.s, func(t *testing.T) {
+			t.Parallel()
+			end, err := scanNumber(tt.s, tt.p)
+			msg, at := "", end
+			if err != nil {
+				msg, at = err.msg, err.at
+			}
+			if at != tt.end || msg != tt.want {
+				t.Errorf("scanNumber(%q, %d) = %d, %q; want %d, %q", tt.s, tt.p, at, msg, tt.end, tt.want)
+			}
+		})
+	}
+}
+
+func TestOctet(t *testing.T) {
+	t.Parallel()
+	l := seedLegacy // Factor -9.616013867352109, Alphabet "odzmtaciru"
+	tests := []struct {
+		name   string
+		number string
+		k      int
+		want   int
+		at     int    // index of the fault within number
+		errSub string // "" = valid
+	}{
+		{"192", "-5538.823987594815", 3, 192, 0, ""},
+		{"zero", "-0.0", 0, 0, 0, ""},
+		{"one", "-9.616013867352109", 1, 1, 0, ""},
+		{"digit 0 but not zero", "-9.616013867352109", 0, 0, 0, "only 0 has"},
+		{"above 255", "-100000.0", 1, 0, 0, "outside 0..255"},
+		{"negative", "9.616013867352109", 1, 0, 0, "outside 0..255"},
+		{"not whole", "-14.0", 1, 0, 0, "not a whole number"},
+		{"key digit of another number", "-19.232027734704218", 1, 0, 19, "has key digit 2"},
+		{"extra digits", "-5538.8239875948150", 3, 0, 0, "not written exactly as 192"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			x, err := strconv.ParseFloat(tt.number, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, serr := l.octet(tt.number, x, tt.k)
+			if tt.errSub == "" {
+				if serr != nil || n != tt.want {
+					t.Errorf("octet(%s, key %d) = %d, %v; want %d", tt.number, tt.k, n, serr, tt.want)
+				}
+				return
+			}
+			if serr == nil || serr.at != tt.at || !strings.Contains(serr.msg, tt.errSub) {
+				t.Errorf("octet(%s, key %d) = %d, %+v; want a fault at %d containing %q", tt.number, tt.k, n, serr, tt.at, tt.errSub)
+			}
+		})
+	}
+}

@@ -4,7 +4,10 @@
 // line and the key (with a suggestion when it looks like a typo), so a typo
 // never silently falls back to a default. After decoding, defaults are filled
 // in and every field is validated; each problem becomes one Problem naming the
-// key, the bad value and what to do.
+// key, the bad value and what to do. The defaults of the roles' settings and
+// the rules of the settings another package reads (codec.legacy.*,
+// publisher.ipv6_suffix) are that package's own, so a file that config
+// accepts is one the roles accept.
 //
 // Secrets (mail.password, codec.key) are references — env:NAME, file:PATH,
 // keyring:SERVICE/USER — or literals, which work but draw a warning. They are
@@ -20,6 +23,10 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"ipsync/fetcher"
+	"ipsync/publisher"
+	"ipsync/publisher/discover"
 )
 
 // Role is the part a machine plays.
@@ -136,17 +143,6 @@ type Notify struct {
 	Enabled *bool `yaml:"enabled"`
 }
 
-// Defaults.
-const (
-	DefaultCheckEvery     = 5 * time.Minute
-	DefaultHeartbeatEvery = time.Hour
-	DefaultIdleRefresh    = 10 * time.Minute
-	DefaultPollEvery      = 5 * time.Minute
-	DefaultAgree          = 2
-	DefaultKeepMessages   = 48
-	DefaultMailbox        = "INBOX"
-)
-
 // DefaultPath returns os.UserConfigDir()/ipsync/config.yaml.
 func DefaultPath() (string, error) {
 	dir, err := os.UserConfigDir()
@@ -157,6 +153,9 @@ func DefaultPath() (string, error) {
 }
 
 // ApplyDefaults fills every unset field with its default. It is idempotent.
+// The defaults of the roles' settings are the packages' own (e.g.
+// publisher.DefaultCheckEvery), so a file that leaves a key out behaves as
+// the package does with a zero option.
 func (c *Config) ApplyDefaults() {
 	if c.Mail.Username == "" {
 		c.Mail.Username = c.Mail.Address
@@ -174,7 +173,7 @@ func (c *Config) ApplyDefaults() {
 		c.Mail.IMAP.Port = map[string]int{"implicit": 993, "starttls": 143, "none": 143}[c.Mail.IMAP.TLS]
 	}
 	if c.Mail.IMAP.Mailbox == "" {
-		c.Mail.IMAP.Mailbox = DefaultMailbox
+		c.Mail.IMAP.Mailbox = fetcher.DefaultMailbox
 	}
 	if c.Codec.Format == "" {
 		c.Codec.Format = "sealed"
@@ -187,13 +186,13 @@ func (c *Config) ApplyDefaults() {
 		p.Subject = "ipsync " + c.Name
 	}
 	if p.CheckEvery == 0 {
-		p.CheckEvery = Duration(DefaultCheckEvery)
+		p.CheckEvery = Duration(publisher.DefaultCheckEvery)
 	}
 	if p.HeartbeatEvery == 0 {
-		p.HeartbeatEvery = Duration(DefaultHeartbeatEvery)
+		p.HeartbeatEvery = Duration(publisher.DefaultHeartbeatEvery)
 	}
 	if p.Agree == 0 {
-		p.Agree = DefaultAgree
+		p.Agree = discover.DefaultAgree
 	}
 	if p.IPv4 == "" {
 		p.IPv4 = "auto"
@@ -202,7 +201,7 @@ func (c *Config) ApplyDefaults() {
 		p.IPv6 = "auto"
 	}
 	if p.KeepMessages == nil {
-		n := DefaultKeepMessages
+		n := publisher.DefaultKeepMessages
 		p.KeepMessages = &n
 	}
 	f := &c.Fetcher
@@ -210,10 +209,10 @@ func (c *Config) ApplyDefaults() {
 		f.Idle = "auto"
 	}
 	if f.IdleRefresh == 0 {
-		f.IdleRefresh = Duration(DefaultIdleRefresh)
+		f.IdleRefresh = Duration(fetcher.DefaultIdleRefresh)
 	}
 	if f.PollEvery == 0 {
-		f.PollEvery = Duration(DefaultPollEvery)
+		f.PollEvery = Duration(fetcher.DefaultPollEvery)
 	}
 	if c.Notify.Enabled == nil {
 		t := true

@@ -112,7 +112,7 @@ func TestProblems(t *testing.T) {
 		{"legacy zero factor", rep("codec:\n", "codec:\n  format: legacy\n  legacy:\n    factor: 0\n    alphabet: odzmtaciru\n"), "codec.legacy.factor", "other than 0"},
 		{"legacy big factor", rep("codec:\n", "codec:\n  format: legacy\n  legacy:\n    factor: 11\n    alphabet: odzmtaciru\n"), "codec.legacy.factor", "[-10, 10]"},
 		{"legacy short alphabet", rep("codec:\n", "codec:\n  format: legacy\n  legacy:\n    factor: 2\n    alphabet: abc\n"), "codec.legacy.alphabet", "10 different"},
-		{"legacy padding overlaps", rep("codec:\n", "codec:\n  format: legacy\n  legacy:\n    factor: 2\n    alphabet: odzmtaciru\n    padding: bo\n"), "codec.legacy.padding", "not in codec.legacy.alphabet"},
+		{"legacy padding overlaps", rep("codec:\n", "codec:\n  format: legacy\n  legacy:\n    factor: 2\n    alphabet: odzmtaciru\n    padding: bo\n"), "codec.legacy.padding", "also in the alphabet"},
 		{"bad to", add("publisher:\n  to: [a@example.com, nope]\n"), "publisher.to[1]", "not a mail address"},
 		{"multiline subject", add("publisher:\n  subject: \"a\\nb\"\n"), "publisher.subject", "one line"},
 		{"short check", add("publisher:\n  check_every: 1s\n"), "publisher.check_every", "at least 10s"},

@@ -2,15 +2,17 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net/mail"
-	"net/netip"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
+	"ipsync/codec"
+	"ipsync/fetcher"
 	"ipsync/mailconn"
+	"ipsync/publisher"
+	"ipsync/publisher/discover"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -79,10 +81,10 @@ func (c *Config) validate(_ string) []Problem {
 		add("publisher.subject", "must be one line")
 	}
 	if d := p.CheckEvery.D(); d < 10*time.Second {
-		add("publisher.check_every", "%s is too short; use at least 10s (echo services rate-limit; 5m is the default)", d)
+		add("publisher.check_every", "%s is too short; use at least 10s (echo services rate-limit; %s is the default)", d, publisher.DefaultCheckEvery)
 	}
 	if d := p.HeartbeatEvery.D(); d < time.Minute {
-		add("publisher.heartbeat_every", "%s is too short; use at least 1m (1h is the default)", d)
+		add("publisher.heartbeat_every", "%s is too short; use at least 1m (%s is the default)", d, publisher.DefaultHeartbeatEvery)
 	} else if d < p.CheckEvery.D() {
 		add("publisher.heartbeat_every", "%s is shorter than publisher.check_every (%s); make it at least as long", d, p.CheckEvery.D())
 	}
@@ -92,7 +94,7 @@ func (c *Config) validate(_ string) []Problem {
 		}
 	}
 	if p.Agree < 1 {
-		add("publisher.agree", "%d must be at least 1 (2 is the default and recommended)", p.Agree)
+		add("publisher.agree", "%d must be at least 1 (%d is the default and recommended)", p.Agree, discover.DefaultAgree)
 	} else if len(p.Sources) > 0 && p.Agree > len(p.Sources) {
 		add("publisher.agree", "%d is more than the %d sources listed; list more sources or lower agree", p.Agree, len(p.Sources))
 	}
@@ -105,9 +107,8 @@ func (c *Config) validate(_ string) []Problem {
 		add("publisher.ipv6", "publisher.ipv4 and publisher.ipv6 are both off, so there is nothing to publish; set one to auto")
 	}
 	if p.IPv6Suffix != "" {
-		a, err := netip.ParseAddr(p.IPv6Suffix)
-		if err != nil || !a.Is6() || a.Is4In6() || [8]byte(a.AsSlice()[:8]) != [8]byte{} {
-			add("publisher.ipv6_suffix", "%q is not an interface id; write the last 64 bits as an IPv6 address, e.g. ::10 or ::1:2:3:4", p.IPv6Suffix)
+		if err := discover.ValidateSuffix(p.IPv6Suffix); err != nil {
+			add("publisher.ipv6_suffix", "%s", strings.TrimPrefix(err.Error(), "ipv6_suffix "))
 		}
 	}
 	if p.KeepMessages != nil && *p.KeepMessages < 0 {
@@ -119,10 +120,10 @@ func (c *Config) validate(_ string) []Problem {
 		add("fetcher.idle", "%q must be auto, on or off", f.Idle)
 	}
 	if d := f.IdleRefresh.D(); d < time.Minute || d > 29*time.Minute {
-		add("fetcher.idle_refresh", "%s must be between 1m and 29m (RFC 9051 allows 29; 10m is the default)", d)
+		add("fetcher.idle_refresh", "%s must be between 1m and 29m (RFC 9051 allows 29; %s is the default)", d, fetcher.DefaultIdleRefresh)
 	}
 	if d := f.PollEvery.D(); d < 10*time.Second {
-		add("fetcher.poll_every", "%s is too short; use at least 10s (providers throttle; 5m is the default)", d)
+		add("fetcher.poll_every", "%s is too short; use at least 10s (providers throttle; %s is the default)", d, fetcher.DefaultPollEvery)
 	}
 	if d := f.StaleAfter.D(); d != 0 && d < time.Minute {
 		add("fetcher.stale_after", "%s is too short; use at least 1m, or leave it unset for 2 × heartbeat + 10m", d)
@@ -136,35 +137,24 @@ func (c *Config) validate(_ string) []Problem {
 	return ps
 }
 
+// legacyProblems asks codec about the legacy settings; only a missing
+// factor is config's own finding.
 func (c *Config) legacyProblems() []Problem {
 	var ps []Problem
 	l := c.Codec.Legacy
-	switch {
-	case l.Factor == nil:
+	cl := codec.Legacy{Alphabet: l.Alphabet, Padding: l.Padding}
+	if l.Factor == nil {
 		ps = append(ps, Problem{Key: "codec.legacy.factor", Msg: "missing; copy the factor the old deployment uses (a number in [-10, 10], not 0)"})
-	case math.IsNaN(*l.Factor) || *l.Factor == 0 || *l.Factor < -10 || *l.Factor > 10:
-		ps = append(ps, Problem{Key: "codec.legacy.factor", Msg: fmt.Sprintf("%v must be a number in [-10, 10] other than 0", *l.Factor)})
+	} else {
+		cl.Factor = *l.Factor
 	}
-	if !distinctLower(l.Alphabet) || len(l.Alphabet) != 10 {
-		ps = append(ps, Problem{Key: "codec.legacy.alphabet", Msg: fmt.Sprintf("%q must be exactly 10 different lowercase letters a-z", l.Alphabet)})
-	}
-	if l.Padding != "" {
-		if !distinctLower(l.Padding) || strings.ContainsAny(l.Padding, l.Alphabet) {
-			ps = append(ps, Problem{Key: "codec.legacy.padding", Msg: fmt.Sprintf("%q must be different lowercase letters a-z that are not in codec.legacy.alphabet", l.Padding)})
+	for _, e := range cl.SettingErrors() {
+		if e.Setting == "factor" && l.Factor == nil {
+			continue
 		}
+		ps = append(ps, Problem{Key: "codec.legacy." + e.Setting, Msg: e.Msg})
 	}
 	return ps
-}
-
-func distinctLower(s string) bool {
-	seen := map[rune]bool{}
-	for _, r := range s {
-		if r < 'a' || r > 'z' || seen[r] {
-			return false
-		}
-		seen[r] = true
-	}
-	return s != ""
 }
 
 // heloName is what mail.smtp.helo may be: a domain name.

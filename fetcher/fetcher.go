@@ -126,7 +126,9 @@ func (f *Fetcher) saveLocked() {
 	if f.o.StatePath == "" {
 		return
 	}
-	if err := statefile.Save(f.o.StatePath, f.st); err != nil {
+	// Under the state file's lock, as the server's state: other ipsync
+	// processes may share the file.
+	if err := statefile.SaveLocked(context.Background(), f.o.StatePath, f.st); err != nil {
 		f.log.Error("cannot save the fetcher state", "path", f.o.StatePath, "err", err)
 	}
 }

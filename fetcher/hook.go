@@ -2,6 +2,8 @@ package fetcher
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -65,10 +67,8 @@ func (f *Fetcher) execHook(ctx context.Context, prev, p codec.Payload) {
 		"IPSYNC_PREVIOUS_IPV6="+addrEnv(prev.IPv6),
 	)
 	out := &boundedBuffer{max: maxHookOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()
-	err := cmd.Run()
+	err := runGroup(cmd, out)
 	attrs := []any{"command", argv[0], "duration", time.Since(start).Round(time.Millisecond), "output", out.String()}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -78,6 +78,56 @@ func (f *Fetcher) execHook(ctx context.Context, prev, p codec.Payload) {
 		return
 	}
 	f.log.Info("on_change command ran", attrs...)
+}
+
+// hookOutputWait bounds how long output is still read after the command and
+// its process group have ended (only a process that left the group can keep
+// the pipe open that long).
+const hookOutputWait = 2 * time.Second
+
+// runGroup runs cmd in a process group of its own (a job object on
+// Windows), its output and errors into out. When cmd exits, or its context
+// ends (timeout, or ipsync stopping), every process left in the group is
+// killed: an on_change command cannot leave anything running behind it.
+// The output goes through a pipe of our own rather than one of os/exec, so
+// a leftover process holding it does not delay Wait.
+func runGroup(cmd *exec.Cmd, out io.Writer) error {
+	g, err := newProcGroup(cmd)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("output pipe: %w", err)
+	}
+	defer pr.Close()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(out, pr)
+	}()
+	if err := g.started(); err != nil {
+		// Not in the group (on Windows: suspended outside the job).
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	err = cmd.Wait()
+	g.close()
+	wait := time.NewTimer(hookOutputWait)
+	defer wait.Stop()
+	select {
+	case <-copied:
+	case <-wait.C:
+	}
+	return err
 }
 
 // hookEnv returns environ ("NAME=value" entries) without the variables

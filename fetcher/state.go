@@ -3,46 +3,26 @@ package fetcher
 import (
 	"encoding/json"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"ipsync/codec"
+	"ipsync/health"
 )
 
-// State is what a client knows about its server, as shown by the tray.
-type State int
+// State is what a client knows about its server: one of Unknown, Current,
+// Stale, Unreachable or Error (see package health for their meaning). It is
+// health.State, the tray's own states, so main hands it on without a copy.
+type State = health.State
 
-// The states, in no particular order.
+// The states a Fetcher reports; it never reports health.Working, but sets
+// Update.Fetching instead.
 const (
-	// Unknown: no message has been accepted yet.
-	Unknown State = iota
-	// Current: the last accepted message is recent enough.
-	Current
-	// Stale: no message has been accepted within StaleAfter.
-	Stale
-	// Unreachable: the TCP probe of the server's address fails.
-	Unreachable
-	// Error: the mailbox cannot be read (connection or login failure).
-	// A connection-limit refusal on a shared mailbox is never Error.
-	Error
+	Unknown     = health.Unknown
+	Current     = health.Current
+	Stale       = health.Stale
+	Unreachable = health.Unreachable
+	Error       = health.Error
 )
-
-// String returns the lower-case name of s.
-func (s State) String() string {
-	switch s {
-	case Unknown:
-		return "unknown"
-	case Current:
-		return "current"
-	case Stale:
-		return "stale"
-	case Unreachable:
-		return "unreachable"
-	case Error:
-		return "error"
-	}
-	return "state(" + strconv.Itoa(int(s)) + ")"
-}
 
 // Mode strings reported in Update.Mode.
 const (

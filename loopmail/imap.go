@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
 )
 
 const (
@@ -105,16 +106,20 @@ type imapSession struct {
 	*imapmemserver.UserSession // nil before login
 
 	s        *Server
+	imapConn *imapserver.Conn
 	conn     *imapConn // nil for the server's own connections
 	admitted bool      // counted in Server.admitted
 	user     string    // lower-case login counted in Server.userConns, "" if none
 }
 
-var _ imapserver.SessionIMAP4rev2 = (*imapSession)(nil)
+var (
+	_ imapserver.SessionIMAP4rev2 = (*imapSession)(nil)
+	_ imapserver.SessionSASL      = (*imapSession)(nil)
+)
 
 func (s *Server) newIMAPSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	ic, _ := c.NetConn().(*imapConn)
-	sess := &imapSession{s: s, conn: ic}
+	sess := &imapSession{s: s, conn: ic, imapConn: c}
 	if ic == nil {
 		return sess, nil, nil
 	}
@@ -142,6 +147,67 @@ func (ss *imapSession) Login(username, password string) error {
 	if acc == nil {
 		return imapserver.ErrAuthFailed
 	}
+	return ss.admit(acc)
+}
+
+// AuthenticateMechanisms implements imapserver.SessionSASL.
+func (ss *imapSession) AuthenticateMechanisms() []string {
+	if ss.s.opts.CheckToken != nil {
+		return []string{sasl.Plain, mechXOAuth2, mechOAuthBearer}
+	}
+	return []string{sasl.Plain}
+}
+
+// Authenticate implements imapserver.SessionSASL.
+func (ss *imapSession) Authenticate(mech string) (sasl.Server, error) {
+	if ss.conn != nil && ss.conn.needsTLS() {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "SASL identity not supported"}
+			}
+			return ss.Login(username, password)
+		}), nil
+	case mechXOAuth2, mechOAuthBearer:
+		if ss.s.opts.CheckToken != nil {
+			return &imapBearer{bearerServer{mech: mech, auth: func(user, token string) error {
+				acc, expires, err := ss.s.checkToken(user, token)
+				if err != nil {
+					return err
+				}
+				if err := ss.admit(acc); err != nil {
+					return err
+				}
+				if ss.conn != nil {
+					ss.s.mu.Lock()
+					ss.s.tokenSess[ss] = expires
+					ss.s.mu.Unlock()
+				}
+				return nil
+			}}}, nil
+		}
+	}
+	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
+}
+
+// imapBearer answers a refused token with NO [AUTHENTICATIONFAILED]; a
+// refusal by admit (the connection cap) keeps its own reply.
+type imapBearer struct{ bearerServer }
+
+func (b *imapBearer) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := b.bearerServer.Next(response)
+	if errors.Is(err, errTokenRefused) {
+		err = imapserver.ErrAuthFailed
+	}
+	return challenge, done, err
+}
+
+// admit counts an authenticated session against the connection cap and
+// opens the account's mailboxes.
+func (ss *imapSession) admit(acc *account) error {
 	if ss.conn != nil {
 		key := strings.ToLower(acc.login)
 		limit := ss.s.opts.MaxIMAPConnsPerUser
@@ -181,6 +247,7 @@ func (ss *imapSession) Close() error {
 		ss.s.admitted--
 		ss.admitted = false
 	}
+	delete(ss.s.tokenSess, ss)
 	if ss.user != "" {
 		ss.s.userConns[ss.user]--
 		ss.s.loggedIn--

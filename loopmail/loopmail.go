@@ -7,6 +7,11 @@
 // reading a mailbox back, protocol statistics, connection caps, dropped
 // connections and an SMTP outage switch.
 //
+// With Options.CheckToken, both servers also accept OAuth2 access tokens
+// (SASL XOAUTH2 and OAUTHBEARER), checked on every sign-in, and
+// EndExpiredTokenSessions ends IMAP sessions whose token has expired, as
+// Exchange Online does.
+//
 // IMAP capabilities mimic a common provider (Gmail, Dovecot 2.3): IMAP4rev1
 // with IDLE, NAMESPACE, UIDPLUS, ESEARCH, MOVE, LIST-EXTENDED, LIST-STATUS,
 // STATUS=SIZE, LITERAL+, UNSELECT, ENABLE and UTF8=ACCEPT; IMAP4rev2 is not
@@ -96,8 +101,17 @@ type Options struct {
 	// LimitStyle chooses how a connection beyond the cap is refused.
 	// "" means LimitLoginNO.
 	LimitStyle LimitStyle
+	// CheckToken, if set, enables signing in with an OAuth2 access token:
+	// SMTP AUTH and IMAP AUTHENTICATE then offer XOAUTH2 and OAUTHBEARER,
+	// and every attempt calls CheckToken, which returns the login the token
+	// belongs to and when it expires (zero if unknown), for example from
+	// the token issuer's introspection endpoint, or an error to refuse it.
+	// The login must be in Users and match the user the client names.
+	// Passwords still work. nil offers only PLAIN and LOGIN. See also
+	// Server.EndExpiredTokenSessions.
+	CheckToken func(ctx context.Context, token string) (login string, expires time.Time, err error)
 	// Logger receives debug logs of both servers. nil discards them.
-	// Passwords are never logged.
+	// Passwords and tokens are never logged.
 	Logger *slog.Logger
 	// Now gives the internal date of delivered mail. nil means time.Now.
 	Now func() time.Time
@@ -170,8 +184,9 @@ type Server struct {
 	connsMax  int64
 	loggedIn  int64 // authenticated external IMAP sessions, all users
 	loggedMax int64
-	userConns map[string]int // authenticated external IMAP sessions by lower-case login
-	admitted  int            // external IMAP sessions past the greeting
+	userConns map[string]int             // authenticated external IMAP sessions by lower-case login
+	tokenSess map[*imapSession]time.Time // IMAP sessions signed in with a token, and its expiry
+	admitted  int                        // external IMAP sessions past the greeting
 
 	closeOnce   sync.Once
 	closeErr    error
@@ -214,6 +229,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		accounts:  make(map[string]*account, len(opts.Users)),
 		imapConns: make(map[*imapConn]struct{}),
 		userConns: make(map[string]int),
+		tokenSess: make(map[*imapSession]time.Time),
 		done:      make(chan struct{}),
 	}
 	if s.log == nil {

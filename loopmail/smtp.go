@@ -94,7 +94,12 @@ func (s *Server) newSMTPSession(*smtp.Conn) (smtp.Session, error) {
 }
 
 // AuthMechanisms implements smtp.AuthSession.
-func (ss *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+func (ss *smtpSession) AuthMechanisms() []string {
+	if ss.s.opts.CheckToken != nil {
+		return []string{sasl.Plain, sasl.Login, mechXOAuth2, mechOAuthBearer}
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
 
 // Auth implements smtp.AuthSession.
 func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
@@ -108,6 +113,10 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return &loginServer{auth: ss.authenticate}, nil
+	case mechXOAuth2, mechOAuthBearer:
+		if ss.s.opts.CheckToken != nil {
+			return &smtpBearer{bearerServer{mech: mech, auth: ss.authenticateToken}}, nil
+		}
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -120,6 +129,26 @@ func (ss *smtpSession) authenticate(username, password string) error {
 	}
 	ss.login = acc.login
 	return nil
+}
+
+func (ss *smtpSession) authenticateToken(user, token string) error {
+	acc, _, err := ss.s.checkToken(user, token)
+	if err != nil {
+		return err
+	}
+	ss.login = acc.login
+	return nil
+}
+
+// smtpBearer answers a refused token with 535 5.7.8.
+type smtpBearer struct{ bearerServer }
+
+func (b *smtpBearer) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := b.bearerServer.Next(response)
+	if errors.Is(err, errTokenRefused) {
+		err = smtp.ErrAuthFailed
+	}
+	return challenge, done, err
 }
 
 // checkPassword returns the account if username and password match, in

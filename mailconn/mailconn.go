@@ -6,7 +6,12 @@
 //   - starttls: plain TCP upgraded with STARTTLS, which is required: a server
 //     that does not offer it, or refuses it, fails the connection; it is
 //     never silently downgraded to plaintext;
-//   - none: no TLS at all, accepted only for loopback hosts.
+//   - none: no TLS at all, accepted only for loopback hosts, and only to a
+//     loopback address: the host name is checked when the configuration is
+//     validated, and every address it resolves to is checked again before
+//     the connection is attempted (a name such as mail.localhost that a
+//     resolver points elsewhere is refused before a byte, let alone a
+//     password, is sent).
 package mailconn
 
 import (
@@ -20,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -36,6 +42,7 @@ const (
 )
 
 // ErrPlaintextRemote is returned by Validate for tls: none on a host that is
+// not loopback, and by Dial when such a host resolves to an address that is
 // not loopback.
 var ErrPlaintextRemote = errors.New("tls: none is only allowed for loopback hosts")
 
@@ -49,6 +56,8 @@ type Endpoint struct {
 	TLS TLSMode
 	// RootCAs are the roots to trust; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Resolver looks Host up; nil means net.DefaultResolver.
+	Resolver *net.Resolver
 }
 
 // Addr returns host:port.
@@ -105,6 +114,48 @@ func IsLoopback(host string) bool {
 	return err == nil && addr.Unmap().IsLoopback()
 }
 
+// Dial opens a TCP connection to e (no TLS: that is the caller's part).
+// With TLS mode none it connects only to loopback addresses: each address
+// Host resolves to is checked just before it is dialled, and the peer of the
+// connection once more; any other address fails with an error wrapping
+// [ErrPlaintextRemote], before anything is sent. Both the IMAP connections
+// of this package and the publisher's SMTP sessions dial through it.
+func (e Endpoint) Dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Resolver: e.Resolver}
+	plain := e.Mode() == TLSNone
+	if plain {
+		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
+			return checkLoopbackAddr(e.Host, address)
+		}
+	}
+	conn, err := d.DialContext(ctx, "tcp", e.Addr())
+	if err != nil {
+		return nil, err
+	}
+	if plain {
+		if err := checkLoopbackAddr(e.Host, conn.RemoteAddr().String()); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// checkLoopbackAddr returns nil if address ("ip:port") is a loopback
+// address, and otherwise an error naming host and the address it resolved
+// to, wrapping ErrPlaintextRemote.
+func checkLoopbackAddr(host, address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("host %q: cannot check address %q is loopback: %w", host, address, ErrPlaintextRemote)
+	}
+	if ap.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("host %q resolves to %s, which is not a loopback address; use tls: implicit or starttls: %w",
+		host, ap.Addr().Unmap(), ErrPlaintextRemote)
+}
+
 // LoadCAFile reads a PEM file of CA certificates and returns a pool with the
 // system roots plus those certificates.
 func LoadCAFile(path string) (*x509.CertPool, error) {
@@ -135,8 +186,7 @@ func DialIMAP(ctx context.Context, e Endpoint, opts *imapclient.Options) (*imapc
 		o = *opts
 	}
 	o.TLSConfig = e.TLSConfig()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", e.Addr())
+	conn, err := e.Dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to imap server %s: %w", e.Addr(), err)
 	}

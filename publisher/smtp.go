@@ -354,9 +354,9 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 	// per-command deadlines). The connection is returned unwrapped: go-mail
 	// recognises *tls.Conn to know the session is encrypted.
 	var stop func() bool
-	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		conn, err := d.DialContext(dctx, network, addr)
+	// ep.Dial refuses a tls: none host that resolves off loopback.
+	dial := func(dctx context.Context, _, _ string) (net.Conn, error) {
+		conn, err := ep.Dial(dctx)
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,10 @@ const (
 // processes sharing the file (a service and a one-off command) can read,
 // change and write it without losing each other's updates. The lock is on
 // the companion file path+".lock", created (mode 0600, directory 0700) when
-// missing and never removed; path itself is neither created nor opened.
+// missing and never removed, and opened without following a link (an
+// unsafe directory or lock file is refused, see the package documentation);
+// path itself is neither created nor opened. Once the lock is held,
+// temporary files left by an interrupted write of path are removed.
 //
 // Lock blocks until the lock is free or ctx ends; in the latter case it
 // returns an error wrapping context.Cause(ctx). The lock excludes other
@@ -42,10 +45,10 @@ func lock(ctx context.Context, path string, onBusy func()) (func() error, error)
 	if err := context.Cause(ctx); err != nil {
 		return nil, fmt.Errorf("lock state file %s: %w", name, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return nil, fmt.Errorf("create state directory: %w", err)
+	if err := makeDir(filepath.Dir(name)); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openChecked(name, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("open state lock file: %w", err)
 	}
@@ -79,6 +82,9 @@ func lock(ctx context.Context, path string, onBusy func()) (func() error, error)
 	if timer != nil {
 		timer.Stop()
 	}
+	// Every write of path happens under this lock, so temporary files
+	// present now are left over from a crash.
+	removeTemps(path)
 	var once sync.Once
 	return func() error {
 		err := error(nil)
@@ -93,4 +99,24 @@ func lock(ctx context.Context, path string, onBusy func()) (func() error, error)
 		})
 		return err
 	}, nil
+}
+
+// cleanIfFree removes path's leftover temporary files if its lock can be
+// taken at once; it creates nothing when the directory is missing, and does
+// nothing when the lock is held (by another process, or by this one around
+// a Load inside an update: the holder cleaned when it took the lock).
+func cleanIfFree(path string) {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return
+	}
+	f, err := openChecked(path+".lock", os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if ok, err := tryLock(f); err != nil || !ok {
+		return
+	}
+	removeTemps(path)
+	_ = unlockFile(f)
 }

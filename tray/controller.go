@@ -3,6 +3,8 @@ package tray
 import (
 	"context"
 	"time"
+
+	"ipsync/health"
 )
 
 // ui is the little of a system tray library the tray needs. The real one
@@ -43,7 +45,7 @@ type controller struct {
 	stop  func() // ends Run
 
 	env     env
-	status  Status
+	status  health.Status
 	tr      tracker
 	shown   model
 	entries []menuItem // parallel to shown.Items; nil for separators

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"ipsync/health"
 )
 
 // itemID names a menu entry. The menu of a role always has the same items in
@@ -73,7 +75,7 @@ type env struct {
 const maxTooltip = 127
 
 // view decides what to show for s at time now.
-func view(e env, s Status, now time.Time) model {
+func view(e env, s health.Status, now time.Time) model {
 	name := s.Name
 	if name == "" {
 		name = e.name
@@ -83,7 +85,7 @@ func view(e env, s Status, now time.Time) model {
 	if e.role == RoleServer && s.Paused {
 		icon = "server-paused"
 	}
-	if s.State < Unknown || s.State > Working {
+	if s.State < health.Unknown || s.State > health.Working {
 		icon = e.role.String() + "-unknown"
 	}
 	var m model
@@ -109,7 +111,7 @@ func view(e env, s Status, now time.Time) model {
 		copyLabel = "Copy IPv4 address"
 	}
 	errLabel := truncate(s.Err, 100)
-	if s.State == Error && errLabel != "" {
+	if s.State == health.Error && errLabel != "" {
 		errLabel = "Error: " + errLabel
 	}
 	info := []entry{
@@ -128,7 +130,7 @@ func view(e env, s Status, now time.Time) model {
 		entry{ID: itemCopy6, Label: "Copy IPv6 address", Enabled: both, Hidden: !both},
 	)
 	m.Items = info
-	working := s.State == Working
+	working := s.State == health.Working
 	if e.role == RoleServer {
 		publish := entry{ID: itemPublish, Label: "Publish now", Enabled: !working && !s.Paused}
 		if working {
@@ -154,15 +156,15 @@ func view(e env, s Status, now time.Time) model {
 	return m
 }
 
-func clientTooltip(name, addrs string, s Status, now time.Time) string {
+func clientTooltip(name, addrs string, s health.Status, now time.Time) string {
 	head := name + ": "
 	if addrs == "" {
 		switch s.State {
-		case Error:
+		case health.Error:
 			return head + orDefault(s.Err, "cannot read the mailbox")
-		case Working:
+		case health.Working:
 			return head + "checking the mailbox…"
-		case Stale, Unreachable:
+		case health.Stale, health.Unreachable:
 			return head + "no address received"
 		default:
 			return head + "no address yet — waiting for the first message"
@@ -174,31 +176,31 @@ func clientTooltip(name, addrs string, s Status, now time.Time) string {
 	}
 	t := head + addrs
 	switch s.State {
-	case Current:
+	case health.Current:
 		return join(t, updated)
-	case Stale:
+	case health.Stale:
 		return join(t, join("stale", updated, ", "))
-	case Unreachable:
+	case health.Unreachable:
 		return join(t, join("unreachable", updated, ", "))
-	case Error:
+	case health.Error:
 		return join(t, updated) + " — " + orDefault(s.Err, "cannot read the mailbox")
-	case Working:
+	case health.Working:
 		return join(join(t, updated), "checking…")
 	default: // Unknown: last known from before a restart
 		return join(t, join("last known", updated, ", "))
 	}
 }
 
-func serverTooltip(name, addrs string, s Status, now time.Time) string {
+func serverTooltip(name, addrs string, s health.Status, now time.Time) string {
 	head := name + ": "
 	if s.Paused {
 		return join(head+"publishing paused", addrs)
 	}
 	if addrs == "" {
 		switch s.State {
-		case Error:
+		case health.Error:
 			return head + orDefault(s.Err, "cannot publish")
-		case Unreachable:
+		case health.Unreachable:
 			return head + "public address unknown" + prefixed(" — ", s.Err)
 		default:
 			return head + "finding the public address…"
@@ -210,17 +212,17 @@ func serverTooltip(name, addrs string, s Status, now time.Time) string {
 	}
 	t := head + addrs
 	switch s.State {
-	case Stale:
+	case health.Stale:
 		last := ""
 		if !s.LastSent.IsZero() {
 			last = "last sent " + ago(now.Sub(s.LastSent))
 		}
 		return join(t, join("not delivered yet", last, ", "))
-	case Unreachable:
+	case health.Unreachable:
 		return join(t, "address check failing") + prefixed(" — ", s.Err)
-	case Error:
+	case health.Error:
 		return join(t, sent) + " — " + orDefault(s.Err, "cannot send mail")
-	case Working:
+	case health.Working:
 		return join(t, "publishing…")
 	default:
 		return join(t, sent)
@@ -228,7 +230,7 @@ func serverTooltip(name, addrs string, s Status, now time.Time) string {
 }
 
 // statusLine is the disabled menu line under the address.
-func statusLine(role Role, s Status, now time.Time) string {
+func statusLine(role Role, s health.Status, now time.Time) string {
 	var parts []string
 	if s.LastCheck.IsZero() {
 		parts = append(parts, "Not checked yet")
@@ -255,7 +257,7 @@ func statusLine(role Role, s Status, now time.Time) string {
 	return strings.Join(parts, " · ")
 }
 
-func heartbeatLine(s Status, now time.Time) string {
+func heartbeatLine(s health.Status, now time.Time) string {
 	d := s.NextHeartbeat.Sub(now)
 	if d < time.Minute {
 		return "Next heartbeat due now"

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ipsync/health"
 )
 
 var (
@@ -31,20 +33,20 @@ type want struct {
 func TestViewClient(t *testing.T) {
 	t.Parallel()
 	e := env{role: RoleClient, name: "office", hasConfig: true, autostartOK: true}
-	current := Status{State: Current, IPv4: addrA, IssuedAt: minutesAgo(3), LastCheck: minutesAgo(1), Mode: "IDLE (push)"}
+	current := health.Status{State: health.Current, IPv4: addrA, IssuedAt: minutesAgo(3), LastCheck: minutesAgo(1), Mode: "IDLE (push)"}
 	tests := []struct {
 		name string
-		s    Status
+		s    health.Status
 		want want
 	}{
-		{"unknown without address", Status{}, want{
+		{"unknown without address", health.Status{}, want{
 			icon:    "client-unknown",
 			tooltip: "office: no address yet — waiting for the first message",
 			address: "office: no address yet",
 			status:  "Not checked yet",
 			action:  "Fetch now", actOK: true,
 		}},
-		{"unknown with last known address", Status{IPv4: addrA, IssuedAt: now.Add(-2 * time.Hour)}, want{
+		{"unknown with last known address", health.Status{IPv4: addrA, IssuedAt: now.Add(-2 * time.Hour)}, want{
 			icon:    "client-unknown",
 			tooltip: "office: 203.0.113.9 · last known, updated 2 h ago",
 			address: "office: 203.0.113.9",
@@ -58,65 +60,65 @@ func TestViewClient(t *testing.T) {
 			status:  "Checked 1 min ago · message 3 min old · IDLE (push)",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"current dual stack just issued", Status{State: Current, IPv4: addrA, IPv6: addr6, IssuedAt: now.Add(-10 * time.Second), LastCheck: now, Mode: "polling every 5m"}, want{
+		{"current dual stack just issued", health.Status{State: health.Current, IPv4: addrA, IPv6: addr6, IssuedAt: now.Add(-10 * time.Second), LastCheck: now, Mode: "polling every 5m"}, want{
 			icon:    "client-current",
 			tooltip: "office: 203.0.113.9 / 2001:db8::1 · updated just now",
 			address: "office: 203.0.113.9 / 2001:db8::1",
 			status:  "Checked just now · message under a minute old · polling every 5m",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"current IPv6 only", Status{State: Current, IPv6: addr6, IssuedAt: now.Add(-50 * time.Hour)}, want{
+		{"current IPv6 only", health.Status{State: health.Current, IPv6: addr6, IssuedAt: now.Add(-50 * time.Hour)}, want{
 			icon:    "client-current",
 			tooltip: "office: 2001:db8::1 · updated 2 days ago",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"stale", Status{State: Stale, IPv4: addrA, IssuedAt: now.Add(-3 * time.Hour), LastCheck: minutesAgo(2)}, want{
+		{"stale", health.Status{State: health.Stale, IPv4: addrA, IssuedAt: now.Add(-3 * time.Hour), LastCheck: minutesAgo(2)}, want{
 			icon:    "client-stale",
 			tooltip: "office: 203.0.113.9 · stale, updated 3 h ago",
 			status:  "Checked 2 min ago · message 3 h old",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"unreachable", Status{State: Unreachable, IPv4: addrA, IssuedAt: minutesAgo(10), Err: "203.0.113.9:22 does not answer"}, want{
+		{"unreachable", health.Status{State: health.Unreachable, IPv4: addrA, IssuedAt: minutesAgo(10), Err: "203.0.113.9:22 does not answer"}, want{
 			icon:    "client-unreachable",
 			tooltip: "office: 203.0.113.9 · unreachable, updated 10 min ago",
 			errLine: "203.0.113.9:22 does not answer",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"error without address", Status{State: Error, Err: "mail login failed", LastCheck: minutesAgo(1)}, want{
+		{"error without address", health.Status{State: health.Error, Err: "mail login failed", LastCheck: minutesAgo(1)}, want{
 			icon:    "client-error",
 			tooltip: "office: mail login failed",
 			address: "office: no address yet",
 			errLine: "Error: mail login failed",
 			action:  "Fetch now", actOK: true,
 		}},
-		{"error with address", Status{State: Error, IPv4: addrA, IssuedAt: minutesAgo(30), Err: "mail server unreachable"}, want{
+		{"error with address", health.Status{State: health.Error, IPv4: addrA, IssuedAt: minutesAgo(30), Err: "mail server unreachable"}, want{
 			icon:    "client-error",
 			tooltip: "office: 203.0.113.9 · updated 30 min ago — mail server unreachable",
 			errLine: "Error: mail server unreachable",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"error without message", Status{State: Error}, want{
+		{"error without message", health.Status{State: health.Error}, want{
 			icon:    "client-error",
 			tooltip: "office: cannot read the mailbox",
 			action:  "Fetch now", actOK: true,
 		}},
-		{"working", Status{State: Working, IPv4: addrA, IssuedAt: minutesAgo(5)}, want{
+		{"working", health.Status{State: health.Working, IPv4: addrA, IssuedAt: minutesAgo(5)}, want{
 			icon:    "client-working",
 			tooltip: "office: 203.0.113.9 · updated 5 min ago · checking…",
 			action:  "Fetching…", actOK: false, copyOK: true,
 		}},
-		{"working without address", Status{State: Working}, want{
+		{"working without address", health.Status{State: health.Working}, want{
 			icon:    "client-working",
 			tooltip: "office: checking the mailbox…",
 			action:  "Fetching…", actOK: false,
 		}},
-		{"status names the server", Status{State: Current, Name: "lab", IPv4: addrA}, want{
+		{"status names the server", health.Status{State: health.Current, Name: "lab", IPv4: addrA}, want{
 			icon:    "client-current",
 			tooltip: "lab: 203.0.113.9",
 			address: "lab: 203.0.113.9",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
-		{"future issue time", Status{State: Current, IPv4: addrA, IssuedAt: now.Add(time.Hour)}, want{
+		{"future issue time", health.Status{State: health.Current, IPv4: addrA, IssuedAt: now.Add(time.Hour)}, want{
 			tooltip: "office: 203.0.113.9 · updated just now",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
@@ -134,64 +136,64 @@ func TestViewServer(t *testing.T) {
 	e := env{role: RoleServer, name: "office", hasConfig: true, autostartOK: true}
 	tests := []struct {
 		name string
-		s    Status
+		s    health.Status
 		want want
 	}{
-		{"unknown", Status{}, want{
+		{"unknown", health.Status{}, want{
 			icon:    "server-unknown",
 			tooltip: "office: finding the public address…",
 			address: "office: public address not known yet",
 			status:  "Not checked yet · nothing sent yet",
 			action:  "Publish now", actOK: true,
 		}},
-		{"current", Status{State: Current, IPv4: addrA, LastCheck: minutesAgo(2), LastSent: minutesAgo(14), Seq: 42, NextHeartbeat: now.Add(46 * time.Minute)}, want{
+		{"current", health.Status{State: health.Current, IPv4: addrA, LastCheck: minutesAgo(2), LastSent: minutesAgo(14), Seq: 42, NextHeartbeat: now.Add(46 * time.Minute)}, want{
 			icon:    "server-current",
 			tooltip: "office: 203.0.113.9 · published 14 min ago",
 			address: "office: 203.0.113.9",
 			status:  "Checked 2 min ago · sent #42 14 min ago",
 			action:  "Publish now", actOK: true, copyOK: true,
 		}},
-		{"current not yet sent", Status{State: Current, IPv4: addrA, IPv6: addr6, LastCheck: now}, want{
+		{"current not yet sent", health.Status{State: health.Current, IPv4: addrA, IPv6: addr6, LastCheck: now}, want{
 			icon:    "server-current",
 			tooltip: "office: 203.0.113.9 / 2001:db8::1 · not published yet",
 			status:  "Checked just now · nothing sent yet",
 			action:  "Publish now", actOK: true, copyOK: true,
 		}},
-		{"stale", Status{State: Stale, IPv4: addrB, LastSent: now.Add(-2 * time.Hour), Seq: 7}, want{
+		{"stale", health.Status{State: health.Stale, IPv4: addrB, LastSent: now.Add(-2 * time.Hour), Seq: 7}, want{
 			icon:    "server-stale",
 			tooltip: "office: 198.51.100.7 · not delivered yet, last sent 2 h ago",
 			status:  "Not checked yet · sent #7 2 h ago",
 			action:  "Publish now", actOK: true, copyOK: true,
 		}},
-		{"unreachable", Status{State: Unreachable, Err: "only 1 of 2 sources answered"}, want{
+		{"unreachable", health.Status{State: health.Unreachable, Err: "only 1 of 2 sources answered"}, want{
 			icon:    "server-unreachable",
 			tooltip: "office: public address unknown — only 1 of 2 sources answered",
 			errLine: "only 1 of 2 sources answered",
 			action:  "Publish now", actOK: true,
 		}},
-		{"unreachable with address", Status{State: Unreachable, IPv4: addrA}, want{
+		{"unreachable with address", health.Status{State: health.Unreachable, IPv4: addrA}, want{
 			icon:    "server-unreachable",
 			tooltip: "office: 203.0.113.9 · address check failing",
 			action:  "Publish now", actOK: true, copyOK: true,
 		}},
-		{"error", Status{State: Error, IPv4: addrA, LastSent: minutesAgo(61), Err: "SMTP login failed"}, want{
+		{"error", health.Status{State: health.Error, IPv4: addrA, LastSent: minutesAgo(61), Err: "SMTP login failed"}, want{
 			icon:    "server-error",
 			tooltip: "office: 203.0.113.9 · published 1 h ago — SMTP login failed",
 			errLine: "Error: SMTP login failed",
 			action:  "Publish now", actOK: true, copyOK: true,
 		}},
-		{"error without address", Status{State: Error, Err: "SMTP login failed"}, want{
+		{"error without address", health.Status{State: health.Error, Err: "SMTP login failed"}, want{
 			icon:    "server-error",
 			tooltip: "office: SMTP login failed",
 			errLine: "Error: SMTP login failed",
 			action:  "Publish now", actOK: true,
 		}},
-		{"working", Status{State: Working, IPv4: addrA}, want{
+		{"working", health.Status{State: health.Working, IPv4: addrA}, want{
 			icon:    "server-working",
 			tooltip: "office: 203.0.113.9 · publishing…",
 			action:  "Publishing…", actOK: false, copyOK: true,
 		}},
-		{"paused", Status{State: Current, IPv4: addrA, Paused: true, NextHeartbeat: now.Add(time.Hour)}, want{
+		{"paused", health.Status{State: health.Current, IPv4: addrA, Paused: true, NextHeartbeat: now.Add(time.Hour)}, want{
 			icon:    "server-paused",
 			tooltip: "office: publishing paused · 203.0.113.9",
 			action:  "Publish now", actOK: false, copyOK: true,
@@ -273,23 +275,23 @@ func TestViewMenu(t *testing.T) {
 	tests := []struct {
 		name string
 		e    env
-		s    Status
+		s    health.Status
 		want string
 	}{
 		{"client", env{role: RoleClient, name: "office", hasConfig: true, autostartOK: true, autostartOn: true},
-			Status{State: Current, IPv4: addrA, Previous: addrB, LastCheck: now},
+			health.Status{State: health.Current, IPv4: addrA, Previous: addrB, LastCheck: now},
 			"(office: 203.0.113.9) | (Previous: 198.51.100.7) | (Checked just now) | -- | Copy address | Fetch now | -- | Open config | [x] Start at login | -- | Quit"},
 		{"client dual stack no config no autostart", env{role: RoleClient, name: "office"},
-			Status{State: Current, IPv4: addrA, IPv6: addr6},
+			health.Status{State: health.Current, IPv4: addrA, IPv6: addr6},
 			"(office: 203.0.113.9 / 2001:db8::1) | (Not checked yet) | -- | Copy IPv4 address | Copy IPv6 address | Fetch now | -- | (Open config) | ([ ] Start at login) | -- | Quit"},
 		{"server", env{role: RoleServer, name: "office", hasConfig: true, autostartOK: true},
-			Status{State: Current, IPv4: addrA, LastCheck: now, LastSent: now, Seq: 3, NextHeartbeat: now.Add(59*time.Minute + 30*time.Second)},
+			health.Status{State: health.Current, IPv4: addrA, LastCheck: now, LastSent: now, Seq: 3, NextHeartbeat: now.Add(59*time.Minute + 30*time.Second)},
 			"(office: 203.0.113.9) | (Checked just now · sent #3 just now) | (Next heartbeat in 59 min) | -- | Copy address | Publish now | [ ] Pause publishing | -- | Open config | [ ] Start at login | -- | Quit"},
 		{"server paused with error", env{role: RoleServer, name: "office", hasConfig: true, autostartOK: true},
-			Status{State: Error, IPv4: addrA, Paused: true, NextHeartbeat: now, Err: "SMTP login failed"},
+			health.Status{State: health.Error, IPv4: addrA, Paused: true, NextHeartbeat: now, Err: "SMTP login failed"},
 			"(office: 203.0.113.9) | (Not checked yet · nothing sent yet) | (Error: SMTP login failed) | -- | Copy address | (Publish now) | [x] Pause publishing | -- | Open config | [ ] Start at login | -- | Quit"},
 		{"server heartbeat due", env{role: RoleServer, name: "office"},
-			Status{State: Current, IPv4: addrA, NextHeartbeat: now.Add(-time.Minute)},
+			health.Status{State: health.Current, IPv4: addrA, NextHeartbeat: now.Add(-time.Minute)},
 			"(office: 203.0.113.9) | (Not checked yet · nothing sent yet) | (Next heartbeat due now) | -- | Copy address | Publish now | [ ] Pause publishing | -- | (Open config) | ([ ] Start at login) | -- | Quit"},
 	}
 	for _, tt := range tests {
@@ -308,9 +310,9 @@ func TestViewStable(t *testing.T) {
 	t.Parallel()
 	for _, role := range []Role{RoleClient, RoleServer} {
 		e := env{role: role, name: "office"}
-		ref := view(e, Status{}, now)
-		for st := Unknown; st <= Working; st++ {
-			for _, s := range []Status{
+		ref := view(e, health.Status{}, now)
+		for st := health.Unknown; st <= health.Working; st++ {
+			for _, s := range []health.Status{
 				{State: st},
 				{State: st, IPv4: addrA, IPv6: addr6, Previous: addrB, Err: "x", Paused: true, NextHeartbeat: now},
 			} {
@@ -331,7 +333,7 @@ func TestViewStable(t *testing.T) {
 func TestTooltipTruncated(t *testing.T) {
 	t.Parallel()
 	e := env{role: RoleClient, name: "office"}
-	s := Status{State: Error, IPv4: addrA, IPv6: netip.MustParseAddr("2001:db8:1234:5678:9abc:def0:1234:5678"), Err: strings.Repeat("very long error ", 20)}
+	s := health.Status{State: health.Error, IPv4: addrA, IPv6: netip.MustParseAddr("2001:db8:1234:5678:9abc:def0:1234:5678"), Err: strings.Repeat("very long error ", 20)}
 	m := view(e, s, now)
 	if n := len([]rune(m.Tooltip)); n != maxTooltip {
 		t.Errorf("len(view().Tooltip) = %d runes, want %d", n, maxTooltip)
@@ -371,11 +373,11 @@ func TestAgo(t *testing.T) {
 func TestStateString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		s    State
+		s    health.State
 		want string
 	}{
-		{Unknown, "unknown"}, {Current, "current"}, {Stale, "stale"}, {Unreachable, "unreachable"},
-		{Error, "error"}, {Working, "working"}, {State(42), "State(42)"},
+		{health.Unknown, "unknown"}, {health.Current, "current"}, {health.Stale, "stale"}, {health.Unreachable, "unreachable"},
+		{health.Error, "error"}, {health.Working, "working"}, {health.State(42), "State(42)"},
 	}
 	for _, tt := range tests {
 		if got := tt.s.String(); got != tt.want {

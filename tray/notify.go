@@ -7,6 +7,7 @@ import (
 
 	"github.com/gen2brain/beeep"
 
+	"ipsync/health"
 	"ipsync/icons"
 )
 
@@ -25,112 +26,149 @@ type notice struct {
 // tracker remembers what earlier statuses looked like, so that each change
 // is announced once. Its zero value is ready to use.
 type tracker struct {
-	addrs       string // last known addresses, joined; "" = none yet
-	last        State  // last state other than Working
-	errNotified bool   // an error was announced since the last Current
+	addrs       string       // last known addresses, joined; "" = none yet
+	last        health.State // last state other than Working
+	errNotified bool         // an error was announced since the last Current
 	errAt       map[string]time.Time
 }
 
+// maxErr is the longest error message, in runes, a notification shows.
+const maxErr = 120
+
 // next returns the notifications due when s is shown at now, and updates the
 // tracker. With quiet set it still tracks, but returns nothing.
-func (tr *tracker) next(role Role, defName string, s Status, now time.Time, quiet bool) []notice {
-	name := s.Name
-	if name == "" {
-		name = defName
-	}
-	r := role.String()
+func (tr *tracker) next(role Role, defName string, s health.Status, now time.Time, quiet bool) []notice {
+	s.Err = truncate(s.Err, maxErr)
+	f := facts{name: orDefault(s.Name, defName), s: s, now: now}
 	var out []notice
 	addrs := joinAddrs(s.IPv4, s.IPv6)
-	changed := false
+	changed := addrs != "" && tr.addrs != "" && addrs != tr.addrs
+	if changed {
+		out = append(out, changeNotice(role, f.name, tr.addrs, addrs))
+	}
 	if addrs != "" {
-		if tr.addrs != "" && addrs != tr.addrs {
-			changed = true
-			title := name + " has a new address"
-			if role == RoleServer {
-				title = name + ": public address changed"
-			}
-			out = append(out, notice{kind: "change", title: title, body: tr.addrs + " → " + addrs, icon: r + "-current"})
-		}
 		tr.addrs = addrs
 	}
-	if s.State == Working {
+	if s.State == health.Working {
 		return quietly(out, quiet)
 	}
 	prev := tr.last
 	tr.last = s.State
-	shown := orDefault(addrs, tr.addrs)
+	if a, ok := announcements[s.State]; tr.due(s, prev, changed, now) && ok {
+		f.shown = tr.addrs
+		out = append(out, a.write(role, f))
+	}
+	return quietly(out, quiet)
+}
+
+// due reports whether s, shown after a status in state prev, is announced,
+// and keeps what later calls need: an error is announced once per kind per
+// errorEvery, a recovery only after a stale, unreachable or announced error
+// state, and never together with an address change.
+func (tr *tracker) due(s health.Status, prev health.State, changed bool, now time.Time) bool {
 	switch s.State {
-	case Stale:
-		if prev == Stale {
-			break
-		}
-		n := notice{kind: "stale", icon: r + "-stale"}
-		if role == RoleServer {
-			n.title = name + ": address not delivered"
-			n.body = orDefault(shown, "The address") + " has not been published yet"
-			if !s.LastSent.IsZero() {
-				n.body += "; last message sent " + ago(now.Sub(s.LastSent))
-			}
-			n.body += "."
-		} else {
-			n.title = name + " may be offline"
-			n.body = "No update"
-			if !s.IssuedAt.IsZero() {
-				n.body += " since " + ago(now.Sub(s.IssuedAt))
-			}
-			if shown != "" {
-				n.body += "; last known address " + shown
-			}
-			n.body += "."
-		}
-		out = append(out, n)
-	case Unreachable:
-		if prev == Unreachable {
-			break
-		}
-		n := notice{kind: "unreachable", icon: r + "-unreachable"}
-		if role == RoleServer {
-			n.title = name + ": public address unknown"
-			n.body = orDefault(s.Err, "The address sources do not answer.")
-		} else {
-			n.title = name + " is unreachable"
-			n.body = orDefault(shown, "The server") + " does not answer." + prefixed(" ", s.Err)
-		}
-		out = append(out, n)
-	case Current:
-		recovering := prev == Stale || prev == Unreachable || (prev == Error && tr.errNotified)
+	case health.Stale, health.Unreachable:
+		return prev != s.State
+	case health.Current:
+		recovering := prev == health.Stale || prev == health.Unreachable || (prev == health.Error && tr.errNotified)
 		tr.errNotified = false
-		if !recovering || changed {
-			break
-		}
-		n := notice{kind: "recovered", icon: r + "-current"}
-		if role == RoleServer {
-			n.title = name + ": publishing again"
-			n.body = orDefault(shown, "The address") + " is published."
-		} else {
-			n.title = name + " is back"
-			n.body = orDefault(shown, "The address") + " is current again."
-		}
-		out = append(out, n)
-	case Error:
+		return recovering && !changed
+	case health.Error:
 		kind := orDefault(s.ErrKind, s.Err)
 		if at, ok := tr.errAt[kind]; ok && now.Sub(at) < errorEvery {
-			break
+			return false
 		}
 		if tr.errAt == nil {
 			tr.errAt = make(map[string]time.Time)
 		}
 		tr.errAt[kind] = now
 		tr.errNotified = true
-		n := notice{kind: "error", icon: r + "-error", body: orDefault(s.Err, "See the log for details.")}
-		if role == RoleServer {
-			n.title = name + ": cannot publish"
-		} else {
-			n.title = name + ": cannot check for updates"
-		}
-		out = append(out, n)
+		return true
 	}
-	return quietly(out, quiet)
+	return false
+}
+
+// facts are what a notice is written from.
+type facts struct {
+	name  string // the server's name
+	shown string // the addresses shown, or the last known ones; "" = none
+	s     health.Status
+	now   time.Time
+}
+
+// wording writes the title and body of a notice.
+type wording func(f facts) (title, body string)
+
+// announcement is how a state is announced to each role.
+type announcement struct {
+	kind           string // notice.kind
+	client, server wording
+}
+
+// announcements holds, per state, the notice that announces it; Current's
+// announces a recovery. States without an entry (Unknown, Working) are
+// never announced.
+var announcements = map[health.State]announcement{
+	health.Stale: {"stale",
+		func(f facts) (string, string) {
+			body := "No update"
+			if !f.s.IssuedAt.IsZero() {
+				body += " since " + ago(f.now.Sub(f.s.IssuedAt))
+			}
+			if f.shown != "" {
+				body += "; last known address " + f.shown
+			}
+			return f.name + " may be offline", body + "."
+		},
+		func(f facts) (string, string) {
+			body := orDefault(f.shown, "The address") + " has not been published yet"
+			if !f.s.LastSent.IsZero() {
+				body += "; last message sent " + ago(f.now.Sub(f.s.LastSent))
+			}
+			return f.name + ": address not delivered", body + "."
+		}},
+	health.Unreachable: {"unreachable",
+		func(f facts) (string, string) {
+			return f.name + " is unreachable", orDefault(f.shown, "The server") + " does not answer." + prefixed(" ", f.s.Err)
+		},
+		func(f facts) (string, string) {
+			return f.name + ": public address unknown", orDefault(f.s.Err, "The address sources do not answer.")
+		}},
+	health.Current: {"recovered",
+		func(f facts) (string, string) {
+			return f.name + " is back", orDefault(f.shown, "The address") + " is current again."
+		},
+		func(f facts) (string, string) {
+			return f.name + ": publishing again", orDefault(f.shown, "The address") + " is published."
+		}},
+	health.Error: {"error",
+		func(f facts) (string, string) {
+			return f.name + ": cannot check for updates", orDefault(f.s.Err, "See the log for details.")
+		},
+		func(f facts) (string, string) {
+			return f.name + ": cannot publish", orDefault(f.s.Err, "See the log for details.")
+		}},
+}
+
+// write is the notice that announces f.s.State to role, with that state's
+// icon.
+func (a announcement) write(role Role, f facts) notice {
+	words := a.client
+	if role == RoleServer {
+		words = a.server
+	}
+	n := notice{kind: a.kind, icon: role.String() + "-" + f.s.State.String()}
+	n.title, n.body = words(f)
+	return n
+}
+
+// changeNotice announces that the addresses went from old to new.
+func changeNotice(role Role, name, old, new string) notice {
+	title := name + " has a new address"
+	if role == RoleServer {
+		title = name + ": public address changed"
+	}
+	return notice{kind: "change", title: title, body: old + " → " + new, icon: role.String() + "-current"}
 }
 
 func quietly(out []notice, quiet bool) []notice {

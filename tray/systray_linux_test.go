@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"ipsync/health"
 	"ipsync/internal/dbustest"
 )
 
@@ -47,14 +48,14 @@ func runChild() int {
 		defer out.Unlock()
 		fmt.Printf(format+"\n", a...)
 	}
-	readStatus := func() (Status, bool) {
+	readStatus := func() (health.Status, bool) {
 		if !stdin.Scan() {
-			return Status{}, false
+			return health.Status{}, false
 		}
-		var s Status
+		var s health.Status
 		if err := json.Unmarshal(stdin.Bytes(), &s); err != nil {
 			log.Error("bad status line", "err", err)
-			return Status{}, false
+			return health.Status{}, false
 		}
 		return s, true
 	}
@@ -103,7 +104,7 @@ type child struct {
 	configHome string // the child's XDG_CONFIG_HOME
 }
 
-func startChild(t *testing.T, busAddr string, first Status) *child {
+func startChild(t *testing.T, busAddr string, first health.Status) *child {
 	t.Helper()
 	configHome := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -160,7 +161,7 @@ func startChild(t *testing.T, busAddr string, first Status) *child {
 	return c
 }
 
-func (c *child) send(s Status) {
+func (c *child) send(s health.Status) {
 	c.t.Helper()
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -200,7 +201,7 @@ func waitToolTip(t *testing.T, item *dbustest.Item, want string) {
 func TestSystrayOverDBus(t *testing.T) {
 	d := dbustest.StartDesktop(t)
 	issued := time.Now().Add(-3 * time.Minute)
-	c := startChild(t, d.Addr, Status{State: Current, IPv4: addrA, IssuedAt: issued, LastCheck: time.Now(), Mode: "IDLE (push)"})
+	c := startChild(t, d.Addr, health.Status{State: health.Current, IPv4: addrA, IssuedAt: issued, LastCheck: time.Now(), Mode: "IDLE (push)"})
 	item := d.WaitItem(t)
 
 	waitToolTip(t, item, "office: 203.0.113.9 · updated 3 min ago")
@@ -225,7 +226,7 @@ func TestSystrayOverDBus(t *testing.T) {
 	item.Click(t, "Open config")
 	c.expect("opened /etc/ipsync/config.yaml")
 
-	c.send(Status{State: Current, IPv4: addrB, Previous: addrA, IssuedAt: time.Now(), LastCheck: time.Now()})
+	c.send(health.Status{State: health.Current, IPv4: addrB, Previous: addrA, IssuedAt: time.Now(), LastCheck: time.Now()})
 	waitToolTip(t, item, "office: 198.51.100.7 · updated just now")
 	if got := item.Entry(t, "Previous: 203.0.113.9").Props["visible"].Value(); got != true {
 		t.Errorf("Previous entry visible = %v, want true", got)
@@ -251,10 +252,10 @@ func TestSystrayOverDBus(t *testing.T) {
 
 func TestNotifyOverDBus(t *testing.T) {
 	d := dbustest.StartDesktop(t)
-	c := startChild(t, d.Addr, Status{State: Current, IPv4: addrA, IssuedAt: time.Now()})
+	c := startChild(t, d.Addr, health.Status{State: health.Current, IPv4: addrA, IssuedAt: time.Now()})
 	d.WaitItem(t)
 
-	c.send(Status{State: Current, IPv4: addrB, IssuedAt: time.Now()})
+	c.send(health.Status{State: health.Current, IPv4: addrB, IssuedAt: time.Now()})
 	got := d.Notifications.Next(t)
 	if got.Summary != "office has a new address" || got.Body != "203.0.113.9 → 198.51.100.7" {
 		t.Errorf("Notify(summary %q, body %q), want %q, %q", got.Summary, got.Body, "office has a new address", "203.0.113.9 → 198.51.100.7")
@@ -268,8 +269,8 @@ func TestNotifyOverDBus(t *testing.T) {
 
 	// The same address again, then an error as a marker: notifications
 	// are sent in order, so anything between the two is a duplicate.
-	c.send(Status{State: Current, IPv4: addrB, IssuedAt: time.Now()})
-	c.send(Status{State: Error, IPv4: addrB, Err: "marker"})
+	c.send(health.Status{State: health.Current, IPv4: addrB, IssuedAt: time.Now()})
+	c.send(health.Status{State: health.Error, IPv4: addrB, Err: "marker"})
 	if got := d.Notifications.Next(t); got.Body != "marker" {
 		t.Errorf("after the change, Notify(%q, %q), want only the marker error", got.Summary, got.Body)
 	}

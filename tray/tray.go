@@ -2,28 +2,26 @@
 // and in desktop notifications, for both roles: the client, which watches the
 // mailbox for the server's address, and the server, which publishes it.
 //
-// The tray only displays what it is given: the caller (main) turns fetcher
-// or publisher results into a Status and passes it to Tray.SetStatus, and the
-// tray sends the user's menu choices back through Actions. Everything the
-// tray decides — icon, tooltip, menu labels, which notification to show — is
-// computed by a pure function of the Status and the time (see model.go), so
-// it is tested without a display. The system tray itself is
+// The tray only displays what it is given: the fetcher and the publisher
+// describe themselves as a health.Status, main passes it to Tray.SetStatus,
+// and the tray sends the user's menu choices back through Actions.
+// Everything the tray decides — icon, tooltip, menu labels, which
+// notification to show — is computed by a pure function of the Status and
+// the time (see model.go and notify.go), so it is tested without a display. The system tray itself is
 // fyne.io/systray; notifications use github.com/gen2brain/beeep.
 package tray
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"ipsync/autostart"
+	"ipsync/health"
 )
 
 // Role says which side of ipsync the tray belongs to.
@@ -42,83 +40,6 @@ func (r Role) String() string {
 		return "server"
 	}
 	return "client"
-}
-
-// State is the health of what the tray shows. Each state has its own icon.
-type State int
-
-const (
-	// Unknown: nothing checked yet. A client may still show the last
-	// address it accepted before a restart.
-	Unknown State = iota
-	// Current: client: the address came in a recent, valid message;
-	// server: the current address has been published.
-	Current
-	// Stale: client: no message within twice the heartbeat plus grace, so
-	// the server may be down; server: the current address has not been
-	// delivered yet (sending keeps failing or is queued).
-	Stale
-	// Unreachable: client: the optional probe of the server's address
-	// fails; server: the public address cannot be discovered (sources fail
-	// or disagree).
-	Unreachable
-	// Error: client: the mailbox cannot be read (login, connection);
-	// server: mail cannot be sent. Status.Err says why.
-	Error
-	// Working: a fetch (client) or publish (server) is in progress. The
-	// other Status fields still describe the last result.
-	Working
-)
-
-var stateNames = [...]string{"unknown", "current", "stale", "unreachable", "error", "working"}
-
-// String returns the lower-case name of the state, e.g. "stale"; it is also
-// the state part of the icon names in package icons.
-func (s State) String() string {
-	if s < 0 || int(s) >= len(stateNames) {
-		return fmt.Sprintf("State(%d)", int(s))
-	}
-	return stateNames[s]
-}
-
-// Status is what the tray shows. Zero fields mean "not known yet" and are
-// left out of the texts.
-type Status struct {
-	// State is the health shown by the icon.
-	State State
-	// Name is the server's name (e.g. "office"); "" = Options.Name.
-	Name string
-	// IPv4 and IPv6 are the current public addresses; a zero Addr means
-	// none for that family.
-	IPv4, IPv6 netip.Addr
-	// Previous is the address shown before the last change; zero = none.
-	Previous netip.Addr
-	// IssuedAt (client) is when the server issued the shown address.
-	IssuedAt time.Time
-	// LastCheck is when the mailbox (client) or the address sources
-	// (server) were last checked.
-	LastCheck time.Time
-	// Mode (client) says how the mailbox is watched, e.g. "IDLE (push)" or
-	// "polling every 5m".
-	Mode string
-	// Err is a short message for the user (e.g. "mail login failed"). It is
-	// shown in the tooltip, the menu and notifications, so it must never
-	// contain secrets.
-	Err string
-	// ErrKind groups errors for notification rate limiting (at most one
-	// notification per kind per hour), e.g. "login" or "connect";
-	// "" = Err itself.
-	ErrKind string
-	// LastSent (server) is when the last message was sent.
-	LastSent time.Time
-	// NextHeartbeat (server) is when the next unchanged-address message is
-	// due.
-	NextHeartbeat time.Time
-	// Seq (server) is the sequence number of the last message sent;
-	// 0 = none.
-	Seq uint64
-	// Paused (server) is true while publishing is paused.
-	Paused bool
 }
 
 // Actions are the user's menu choices, sent back to the caller. A nil field
@@ -205,7 +126,7 @@ type Tray struct {
 	auto     Autostart // nil when start at login is unavailable
 
 	mu      sync.Mutex
-	status  Status
+	status  health.Status
 	changed chan struct{} // one pending "status changed" signal
 
 	running atomic.Bool
@@ -226,7 +147,7 @@ func New(opts Options) *Tray {
 	}
 	t.log = opts.Logger
 	if t.log == nil {
-		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		t.log = slog.New(slog.DiscardHandler)
 	}
 	t.notifier = opts.Notifier
 	if t.notifier == nil {
@@ -268,7 +189,7 @@ func New(opts Options) *Tray {
 // SetStatus replaces the status shown. It never blocks: when several
 // statuses arrive faster than the tray redraws, only the newest is shown
 // (and notifications compare it with the last one shown).
-func (t *Tray) SetStatus(s Status) {
+func (t *Tray) SetStatus(s health.Status) {
 	t.mu.Lock()
 	t.status = s
 	t.mu.Unlock()
@@ -278,7 +199,7 @@ func (t *Tray) SetStatus(s Status) {
 	}
 }
 
-func (t *Tray) latest() Status {
+func (t *Tray) latest() health.Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.status

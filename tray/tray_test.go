@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"ipsync/health"
 )
 
 // fakeUI records what the controller shows. Clicks are sent with click.
@@ -189,7 +191,7 @@ type harness struct {
 	done   chan error
 }
 
-func startHarness(t *testing.T, opts Options, initial Status) *harness {
+func startHarness(t *testing.T, opts Options, initial health.Status) *harness {
 	h := &harness{t: t, ui: newFakeUI(), notes: &fakeNotifier{}, auto: &fakeAutostart{}, rec: &recorder{}, done: make(chan error, 1)}
 	if opts.Name == "" {
 		opts.Name = "office"
@@ -220,7 +222,7 @@ func (h *harness) click(prefix string) {
 	synctest.Wait()
 }
 
-func (h *harness) set(s Status) {
+func (h *harness) set(s health.Status) {
 	h.tray.SetStatus(s)
 	synctest.Wait()
 }
@@ -237,7 +239,7 @@ func TestTrayClient(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		h := startHarness(t, Options{Role: RoleClient, ConfigPath: "/home/u/.config/ipsync/config.yaml"},
-			Status{State: Current, IPv4: addrA, IssuedAt: start, LastCheck: start, Mode: "IDLE (push)"})
+			health.Status{State: health.Current, IPv4: addrA, IssuedAt: start, LastCheck: start, Mode: "IDLE (push)"})
 		defer h.stop()
 
 		if icon, tip := h.ui.shown(); icon != "client-current" || tip != "office: 203.0.113.9 · updated just now" {
@@ -259,7 +261,7 @@ func TestTrayClient(t *testing.T) {
 		}
 
 		h.click("Fetch now")
-		h.set(Status{State: Working, IPv4: addrA, IssuedAt: start})
+		h.set(health.Status{State: health.Working, IPv4: addrA, IssuedAt: start})
 		fetch := h.ui.find(t, "Fetching")
 		if _, enabled, _, _ := fetch.state(); enabled {
 			t.Errorf("Fetching… item enabled while working, want disabled")
@@ -268,7 +270,7 @@ func TestTrayClient(t *testing.T) {
 			t.Errorf("icon while working = %q, want client-working", icon)
 		}
 		now := time.Now()
-		h.set(Status{State: Current, IPv4: addrB, Previous: addrA, IssuedAt: now, LastCheck: now})
+		h.set(health.Status{State: health.Current, IPv4: addrB, Previous: addrA, IssuedAt: now, LastCheck: now})
 		if label, enabled, _, _ := fetch.state(); label != "Fetch now" || !enabled {
 			t.Errorf("fetch item = %q enabled %v, want Fetch now enabled", label, enabled)
 		}
@@ -299,7 +301,7 @@ func TestTrayClient(t *testing.T) {
 
 func TestTrayAutostart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{}, Status{})
+		h := startHarness(t, Options{}, health.Status{})
 		defer h.stop()
 		item := h.ui.find(t, "Start at login")
 		check := func(want bool) {
@@ -337,7 +339,7 @@ func (brokenAutostart) SetEnabled(bool) error  { return errors.New("no home dire
 
 func TestTrayAutostartUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{Autostart: brokenAutostart{}}, Status{})
+		h := startHarness(t, Options{Autostart: brokenAutostart{}}, health.Status{})
 		defer h.stop()
 		if _, enabled, checked, _ := h.ui.find(t, "Start at login").state(); enabled || checked {
 			t.Errorf("Start at login enabled %v checked %v, want disabled and unchecked", enabled, checked)
@@ -350,7 +352,7 @@ func TestTrayAutostartUnavailable(t *testing.T) {
 
 func TestTrayServer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{Role: RoleServer}, Status{State: Current, IPv4: addrA})
+		h := startHarness(t, Options{Role: RoleServer}, health.Status{State: health.Current, IPv4: addrA})
 		defer h.stop()
 		h.click("Publish now")
 		h.click("Pause publishing")
@@ -364,7 +366,7 @@ func TestTrayServer(t *testing.T) {
 		if _, enabled, _, _ := h.ui.find(t, "Publish now").state(); enabled {
 			t.Errorf("Publish now enabled while paused, want disabled")
 		}
-		h.set(Status{State: Current, IPv4: addrA, Paused: true})
+		h.set(health.Status{State: health.Current, IPv4: addrA, Paused: true})
 		h.click("Pause publishing")
 		if _, _, checked, _ := pause.state(); checked {
 			t.Errorf("Pause publishing checked after second click, want unchecked")
@@ -377,7 +379,7 @@ func TestTrayServer(t *testing.T) {
 
 func TestTrayQuit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{}, Status{})
+		h := startHarness(t, Options{}, health.Status{})
 		h.ui.find(t, "Quit").ch <- struct{}{}
 		if err := <-h.done; err != nil {
 			t.Errorf("run() after Quit = %v, want nil", err)
@@ -391,7 +393,7 @@ func TestTrayQuit(t *testing.T) {
 
 func TestTrayRunTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{}, Status{})
+		h := startHarness(t, Options{}, health.Status{})
 		defer h.stop()
 		if err := h.tray.run(context.Background(), newFakeUI()); err == nil {
 			t.Errorf("second run() = nil, want an error")
@@ -417,16 +419,16 @@ func TestTrayNotifications(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				start := time.Now()
-				h := startHarness(t, Options{NoNotify: tt.noNotify}, Status{State: Current, IPv4: addrA, IssuedAt: start})
+				h := startHarness(t, Options{NoNotify: tt.noNotify}, health.Status{State: health.Current, IPv4: addrA, IssuedAt: start})
 				defer h.stop()
-				h.set(Status{State: Current, IPv4: addrB, IssuedAt: start})
-				h.set(Status{State: Current, IPv4: addrB, IssuedAt: start})
+				h.set(health.Status{State: health.Current, IPv4: addrB, IssuedAt: start})
+				h.set(health.Status{State: health.Current, IPv4: addrB, IssuedAt: start})
 				time.Sleep(3 * time.Hour)
-				h.set(Status{State: Stale, IPv4: addrB, IssuedAt: start})
-				h.set(Status{State: Stale, IPv4: addrB, IssuedAt: start})
-				h.set(Status{State: Current, IPv4: addrB, IssuedAt: time.Now()})
-				h.set(Status{State: Error, IPv4: addrB, Err: "mail login failed"})
-				h.set(Status{State: Error, IPv4: addrB, Err: "mail login failed"})
+				h.set(health.Status{State: health.Stale, IPv4: addrB, IssuedAt: start})
+				h.set(health.Status{State: health.Stale, IPv4: addrB, IssuedAt: start})
+				h.set(health.Status{State: health.Current, IPv4: addrB, IssuedAt: time.Now()})
+				h.set(health.Status{State: health.Error, IPv4: addrB, Err: "mail login failed"})
+				h.set(health.Status{State: health.Error, IPv4: addrB, Err: "mail login failed"})
 				if got := h.notes.all(); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 					t.Errorf("notifications =\n  %q\nwant\n  %q", got, tt.want)
 				}
@@ -440,9 +442,9 @@ func TestTrayNotifications(t *testing.T) {
 // announced.
 func TestTrayStartupBaseline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := startHarness(t, Options{}, Status{State: Unknown, IPv4: addrA})
+		h := startHarness(t, Options{}, health.Status{State: health.Unknown, IPv4: addrA})
 		defer h.stop()
-		h.set(Status{State: Current, IPv4: addrA})
+		h.set(health.Status{State: health.Current, IPv4: addrA})
 		if got := h.notes.all(); len(got) != 0 {
 			t.Errorf("notifications = %q, want none", got)
 		}
@@ -454,7 +456,7 @@ func TestTrayCopyFailure(t *testing.T) {
 		h := startHarness(t, Options{
 			NoNotify:  true,
 			Clipboard: func(string) error { return errors.New("no clipboard utility (xclip, xsel, wl-copy) found") },
-		}, Status{State: Current, IPv4: addrA, IPv6: addr6})
+		}, health.Status{State: health.Current, IPv4: addrA, IPv6: addr6})
 		defer h.stop()
 		h.click("Copy IPv6 address")
 		got := h.notes.all()

@@ -56,6 +56,9 @@ func RequireDaemon(t testing.TB) {
 		if ci := os.Getenv("CI"); ci != "" {
 			t.Fatalf("dbus-daemon not found but CI=%q: install the Debian/Ubuntu package dbus (or dbus-daemon)", ci)
 		}
+		// Visible without -v too (go test shows a package's output when it
+		// runs in the current directory or fails).
+		fmt.Fprintf(os.Stderr, "SKIP %s: dbus-daemon is not installed (apt-get install dbus)\n", t.Name())
 		t.Skip("dbus-daemon not installed (apt-get install dbus); skipping the real DBus test. Set CI=true to make this a failure.")
 	}
 }

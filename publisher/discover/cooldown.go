@@ -77,7 +77,7 @@ func (d *Discoverer) benchSource(s Source, e *RefusedError) {
 	b.until = now.Add(cooldown(b.strikes, e, now))
 	until, strikes := b.until, b.strikes
 	d.mu.Unlock()
-	d.log.Info("source benched", "source", s.Name(), "family", s.Family().String(), "until", until, "refusals", strikes, "reason", e.Error())
+	d.log.Info("source benched", "source", s.Name(), "family", s.Family().String(), "until", until, "refusals", strikes, "err", e.Error())
 }
 
 // clearBench forgets s's refusals after a good answer.

@@ -1,7 +1,10 @@
 // Package discover finds the host's public IPv4 and IPv6 addresses by asking
 // several independent echo services (HTTPS text answers and DNS names that
-// echo the asker) in parallel, validating every answer strictly and
-// accepting an address only when enough independent operators agree.
+// echo the asker) in parallel, validating every answer strictly against the
+// public-address rule (CheckPublic) and accepting an address only when
+// enough independent operators agree and at least one of them answered over
+// an authenticated channel (HTTPS, DNS over TLS): anyone on the host's
+// network can forge plain DNS, so plain DNS corroborates but never decides.
 //
 // Services that rate-limit or put up bot walls are benched with a growing
 // cooldown while the others carry on. For IPv6 the host's stable address in
@@ -11,6 +14,7 @@ package discover
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,8 +89,9 @@ type LocalAddr struct {
 type Options struct {
 	// Sources are source specs (see ParseSource); nil = DefaultSources().
 	Sources []string
-	// Agree is how many distinct operators must report the same address;
-	// 0 = DefaultAgree (2).
+	// Agree is how many distinct operators must report the same address,
+	// at least one of them over an authenticated channel; 0 = DefaultAgree
+	// (2).
 	Agree int
 	// IPv4 and IPv6 are the family modes; "" = Auto. Both Off is an error.
 	IPv4, IPv6 Mode
@@ -103,12 +108,15 @@ type Options struct {
 	// HTTPClient is used for all HTTPS sources; nil = per-family clients
 	// that force IPv4/IPv6 connections, TLS 1.2+, and ignore proxies.
 	HTTPClient *http.Client
+	// RootCAs verifies DNS-over-TLS resolvers; nil = the system roots. For
+	// tests.
+	RootCAs *x509.CertPool
 	// Dial opens connections for DNS sources and the default HTTP clients
 	// (network "tcp4", "udp6", ...); nil = a net.Dialer. For tests.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
-	// AllowPrivate accepts loopback, private and documentation-range
-	// answers. TESTS AND THE DEMO ONLY: production must leave it false.
-	AllowPrivate bool
+	// Allow relaxes the public-address rule (see CheckPublic) for answers.
+	// TESTS AND THE DEMO ONLY: production leaves it 0.
+	Allow Exceptions
 	// LocalAddrs lists the host's interface addresses for the IPv6 stable
 	// address choice; nil = read the host's interfaces.
 	LocalAddrs func() ([]LocalAddr, error)
@@ -130,8 +138,11 @@ type Discoverer struct {
 	timeout       time.Duration
 	localAddrs    func() ([]LocalAddr, error)
 	now           func() time.Time
-	log           *slog.Logger
-	allowPrivate  bool
+	// afterFunc runs f after dur on the clock of the timeouts and returns
+	// a func that stops it; time.AfterFunc but for tests.
+	afterFunc func(dur time.Duration, f func()) (stop func() bool)
+	log       *slog.Logger
+	allow     Exceptions
 
 	mu    sync.Mutex
 	bench map[benchKey]*benchState
@@ -139,11 +150,12 @@ type Discoverer struct {
 
 // Vote is what one source said during a Discover call.
 type Vote struct {
-	Source   string        // source name
-	Operator string        // who runs it
-	Addr     netip.Addr    // the validated answer; zero when Err != nil
-	Err      error         // why there is no answer (timeout, rejected, refused, benched)
-	Took     time.Duration // time the lookup took; 0 for benched sources
+	Source        string        // source name
+	Operator      string        // who runs it
+	Authenticated bool          // reached over HTTPS or DNS over TLS
+	Addr          netip.Addr    // the validated answer; zero when Err != nil
+	Err           error         // why there is no answer (timeout, rejected, refused, benched)
+	Took          time.Duration // time the lookup took; 0 for benched sources
 }
 
 // String formats the vote as "NAME said ADDR" or "NAME: ERROR".
@@ -164,18 +176,54 @@ type Result struct {
 }
 
 // New validates opts, expands presets and returns a Discoverer. It does no
-// I/O. Errors name the bad setting or spec.
+// I/O. Errors name the bad setting or spec. A family whose sources can
+// never agree (too few operators, or no authenticated source) is an error
+// in mode On and is left out with a warning in mode Auto.
 func New(opts Options) (*Discoverer, error) {
+	d, err := newDiscoverer(opts)
+	if err != nil {
+		return nil, err
+	}
+	specs := opts.Sources
+	if specs == nil {
+		specs = DefaultSources()
+	}
+	sopts := SourceOptions{UserAgent: opts.UserAgent, HTTPClient: opts.HTTPClient, RootCAs: opts.RootCAs, Dial: opts.Dial, Allow: opts.Allow}
+	d.sources, err = buildSources(specs, d.modes, sopts)
+	if err != nil {
+		return nil, err
+	}
+	for _, fam := range []Family{V4, V6} {
+		if d.modes[fam] == Off {
+			continue
+		}
+		if why := cannotAgree(d.sources[fam], d.agree); why != "" {
+			if d.modes[fam] == On {
+				return nil, fmt.Errorf("%s: %s", fam, why)
+			}
+			d.log.Warn("family cannot reach agreement and will not be asked", "family", fam.String(), "reason", why)
+			d.sources[fam] = nil
+		}
+	}
+	if len(d.sources[V4]) == 0 && len(d.sources[V6]) == 0 {
+		return nil, fmt.Errorf("no family has sources that can agree (%d operators, one of them authenticated)", d.agree)
+	}
+	return d, nil
+}
+
+// newDiscoverer checks the settings of opts other than the sources and
+// fills in the defaults.
+func newDiscoverer(opts Options) (*Discoverer, error) {
 	d := &Discoverer{
-		sources:       map[Family][]Source{},
 		modes:         map[Family]Mode{},
 		agree:         opts.Agree,
 		sourceTimeout: opts.SourceTimeout,
 		timeout:       opts.Timeout,
 		localAddrs:    opts.LocalAddrs,
 		now:           opts.Now,
+		afterFunc:     func(dur time.Duration, f func()) func() bool { return time.AfterFunc(dur, f).Stop },
 		log:           opts.Logger,
-		allowPrivate:  opts.AllowPrivate,
+		allow:         opts.Allow,
 		bench:         map[benchKey]*benchState{},
 	}
 	if d.log == nil {
@@ -222,15 +270,17 @@ func New(opts Options) (*Discoverer, error) {
 		}
 		d.suffix = s
 	}
+	return d, nil
+}
 
-	specs := opts.Sources
-	if specs == nil {
-		specs = DefaultSources()
-	}
+// buildSources expands specs into the sources of each family whose mode
+// is not Off, in spec order. A spec listed twice, or one that serves none
+// of those families, is an error.
+func buildSources(specs []string, modes map[Family]Mode, opts SourceOptions) (map[Family][]Source, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no sources configured")
 	}
-	sopts := SourceOptions{UserAgent: opts.UserAgent, HTTPClient: opts.HTTPClient, Dial: opts.Dial, AllowPrivate: opts.AllowPrivate}
+	sources := map[Family][]Source{}
 	seen := map[string]bool{}
 	for _, spec := range specs {
 		if seen[spec] {
@@ -239,37 +289,34 @@ func New(opts Options) (*Discoverer, error) {
 		seen[spec] = true
 		n := 0
 		for _, fam := range []Family{V4, V6} {
-			if d.modes[fam] == Off {
+			if modes[fam] == Off {
 				continue
 			}
-			ss, err := ParseSource(spec, fam, sopts)
+			ss, err := ParseSource(spec, fam, opts)
 			if err != nil {
 				return nil, err
 			}
-			d.sources[fam] = append(d.sources[fam], ss...)
+			sources[fam] = append(sources[fam], ss...)
 			n += len(ss)
 		}
 		if n == 0 {
 			return nil, fmt.Errorf("source %q serves none of the enabled families", spec)
 		}
 	}
-	for _, fam := range []Family{V4, V6} {
-		if d.modes[fam] == Off {
-			continue
-		}
-		if ops := len(operators(d.sources[fam])); ops < d.agree {
-			msg := fmt.Sprintf("%s: %d independent operator(s) among the sources, but agree is %d", fam, ops, d.agree)
-			if d.modes[fam] == On {
-				return nil, errors.New(msg + ": add sources of other operators or lower agree")
-			}
-			d.log.Warn("family cannot reach agreement and will not be asked", "family", fam.String(), "operators", ops, "agree", d.agree)
-			d.sources[fam] = nil
-		}
+	return sources, nil
+}
+
+// cannotAgree says why sources ss can never agree on an address under the
+// rule (agree distinct operators, at least one source authenticated), or
+// returns "" when they can.
+func cannotAgree(ss []Source, agree int) string {
+	if ops := len(operators(ss)); ops < agree {
+		return fmt.Sprintf("%d independent operator(s) among the sources, but agree is %d: add sources of other operators or lower agree", ops, agree)
 	}
-	if len(d.sources[V4]) == 0 && len(d.sources[V6]) == 0 {
-		return nil, fmt.Errorf("no family has sources of at least %d operators", d.agree)
+	if !slices.ContainsFunc(ss, Source.Authenticated) {
+		return "no authenticated source (https:// or dns+tls://) among the sources, and plain DNS can only corroborate: add one"
 	}
-	return d, nil
+	return ""
 }
 
 // operators returns the distinct operators of ss.
@@ -279,6 +326,16 @@ func operators(ss []Source) map[string]bool {
 		m[s.Operator()] = true
 	}
 	return m
+}
+
+// withTimeout is context.WithTimeoutCause on the Discoverer's clock.
+func (d *Discoverer) withTimeout(ctx context.Context, dur time.Duration, cause error) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := d.afterFunc(dur, func() { cancel(cause) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 // Sources returns the sources asked for fam, in configuration order.
@@ -293,7 +350,7 @@ func (d *Discoverer) Sources(fam Family) []Source {
 // ErrNoAgreement; so does the case where no family is agreed at all. An
 // Auto family that is not agreed is left zero and a warning is logged.
 func (d *Discoverer) Discover(ctx context.Context) (Result, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, d.timeout, errOverallTimeout)
+	ctx, cancel := d.withTimeout(ctx, d.timeout, errOverallTimeout)
 	defer cancel()
 
 	type famResult struct {
@@ -339,7 +396,7 @@ func (d *Discoverer) Discover(ctx context.Context) (Result, error) {
 			continue
 		}
 		if d.modes[fam] == On {
-			errs = append(errs, fmt.Errorf("%w for %s (need %d operators): %s", ErrNoAgreement, fam, d.agree, describe(res.Votes[fam])))
+			errs = append(errs, fmt.Errorf("%w for %s (need %d operators, one of them authenticated): %s", ErrNoAgreement, fam, d.agree, describe(res.Votes[fam])))
 		} else {
 			d.log.Warn("no agreed address; family left out", "family", fam.String(), "agree", d.agree, "votes", describe(res.Votes[fam]))
 		}
@@ -370,21 +427,28 @@ type outcome struct {
 	took time.Duration
 }
 
+// tally counts, for one address, who reported it.
+type tally struct {
+	operators     map[string]bool
+	authenticated bool // at least one reporter is authenticated
+}
+
 // discoverFamily asks fam's unbenched sources in parallel and returns the
-// first address reported by d.agree distinct operators, and the votes.
+// first address reported by d.agree distinct operators, at least one of
+// them over an authenticated channel, and the votes.
 func (d *Discoverer) discoverFamily(ctx context.Context, fam Family) (netip.Addr, []Vote) {
 	var votes []Vote
 	var active []Source
 	for _, s := range d.sources[fam] {
 		if until, ok := d.benched(s, d.now()); ok {
-			votes = append(votes, Vote{Source: s.Name(), Operator: s.Operator(), Err: &benchedError{until}})
+			votes = append(votes, Vote{Source: s.Name(), Operator: s.Operator(), Authenticated: s.Authenticated(), Err: &benchedError{until}})
 			d.log.Debug("source benched, not asked", "source", s.Name(), "family", fam.String(), "until", until)
 			continue
 		}
 		active = append(active, s)
 	}
-	if n := len(operators(active)); n < d.agree {
-		d.log.Warn("too few sources available to agree", "family", fam.String(), "operators", n, "agree", d.agree)
+	if why := cannotAgree(active, d.agree); why != "" {
+		d.log.Warn("too few sources available to agree", "family", fam.String(), "reason", why)
 		return netip.Addr{}, votes
 	}
 
@@ -397,29 +461,33 @@ func (d *Discoverer) discoverFamily(ctx context.Context, fam Family) (netip.Addr
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	tally := map[netip.Addr]map[string]bool{}
+	tallies := map[netip.Addr]*tally{}
 	var winner netip.Addr
 	for o := range results {
 		if errors.Is(o.err, errAgreed) {
 			continue
 		}
-		votes = append(votes, Vote{Source: o.src.Name(), Operator: o.src.Operator(), Addr: o.addr, Err: o.err, Took: o.took})
+		auth := o.src.Authenticated()
+		votes = append(votes, Vote{Source: o.src.Name(), Operator: o.src.Operator(), Authenticated: auth, Addr: o.addr, Err: o.err, Took: o.took})
 		if o.err != nil {
 			d.logFailure(o, fam)
 			continue
 		}
-		d.log.Debug("source answered", "source", o.src.Name(), "operator", o.src.Operator(), "family", fam.String(), "said", o.addr.String(), "took", o.took.Round(time.Millisecond))
-		if tally[o.addr] == nil {
-			tally[o.addr] = map[string]bool{}
+		d.log.Debug("source answered", "source", o.src.Name(), "operator", o.src.Operator(), "authenticated", auth, "family", fam.String(), "said", o.addr.String(), "took", o.took.Round(time.Millisecond))
+		t := tallies[o.addr]
+		if t == nil {
+			t = &tally{operators: map[string]bool{}}
+			tallies[o.addr] = t
 		}
-		tally[o.addr][o.src.Operator()] = true
-		if !winner.IsValid() && len(tally[o.addr]) >= d.agree {
+		t.operators[o.src.Operator()] = true
+		t.authenticated = t.authenticated || auth
+		if !winner.IsValid() && len(t.operators) >= d.agree && t.authenticated {
 			winner = o.addr
 			fcancel(errAgreed) // stop the slower sources; keep draining
 		}
 	}
 
-	if len(tally) > 1 {
+	if len(tallies) > 1 {
 		attrs := []any{"family", fam.String()}
 		for _, v := range votes {
 			if v.Err == nil {
@@ -430,6 +498,7 @@ func (d *Discoverer) discoverFamily(ctx context.Context, fam Family) (netip.Addr
 			attrs = append(attrs, "agreed", winner.String())
 		}
 		d.log.Warn("sources disagree", attrs...)
+		d.warnPlainContradicts(fam, votes, winner)
 	}
 	if !winner.IsValid() {
 		return netip.Addr{}, votes
@@ -440,9 +509,38 @@ func (d *Discoverer) discoverFamily(ctx context.Context, fam Family) (netip.Addr
 	return winner, votes
 }
 
+// warnPlainContradicts logs one warning for each plain (unauthenticated)
+// answer that differs from an authenticated one, naming both sources: on a
+// network where plain DNS is forged this is the trace of the attack. The
+// authenticated source named is one that reported the agreed address, when
+// there is one.
+func (d *Discoverer) warnPlainContradicts(fam Family, votes []Vote, agreed netip.Addr) {
+	for _, plain := range votes {
+		if plain.Err != nil || plain.Authenticated {
+			continue
+		}
+		var auth *Vote
+		for i, v := range votes {
+			if v.Err != nil || !v.Authenticated || v.Addr == plain.Addr {
+				continue
+			}
+			if auth == nil || (v.Addr == agreed && auth.Addr != agreed) {
+				auth = &votes[i]
+			}
+		}
+		if auth == nil {
+			continue
+		}
+		d.log.Warn("plain DNS answer contradicts an authenticated source; it may be forged",
+			"family", fam.String(),
+			"plain_source", plain.Source, "plain_said", plain.Addr.String(),
+			"authenticated_source", auth.Source, "authenticated_said", auth.Addr.String())
+	}
+}
+
 // lookup asks s once under the per-source timeout and records refusals.
 func (d *Discoverer) lookup(ctx context.Context, s Source) outcome {
-	sctx, cancel := context.WithTimeoutCause(ctx, d.sourceTimeout, errSourceTimeout)
+	sctx, cancel := d.withTimeout(ctx, d.sourceTimeout, errSourceTimeout)
 	defer cancel()
 	start := time.Now()
 	a, err := s.Lookup(sctx)
@@ -477,7 +575,7 @@ func (d *Discoverer) logFailure(o outcome, fam Family) {
 	case errors.As(o.err, &rej):
 		d.log.Warn("answer rejected", append(attrs, "said", rej.said, "reason", rej.reason)...)
 	case errors.As(o.err, &refused):
-		d.log.Warn("source refused; benched", append(attrs, "reason", refused.Error())...)
+		d.log.Warn("source refused; benched", append(attrs, "err", refused.Error())...)
 	case errors.Is(o.err, errSourceTimeout), errors.Is(o.err, errOverallTimeout):
 		d.log.Warn("source timed out", append(attrs, "err", o.err.Error())...)
 	default:
@@ -487,12 +585,22 @@ func (d *Discoverer) logFailure(o outcome, fam Family) {
 
 // SourceReport is one line of Check: what one source said when asked once.
 type SourceReport struct {
-	Name     string
-	Operator string
-	Family   Family
-	Addr     netip.Addr    // zero when Err != nil
-	Err      error         // nil when the source gave a valid answer
-	Took     time.Duration // how long the lookup took
+	Name          string
+	Operator      string
+	Family        Family
+	Authenticated bool          // reached over HTTPS or DNS over TLS
+	Addr          netip.Addr    // zero when Err != nil
+	Err           error         // nil when the source gave a valid answer
+	Took          time.Duration // how long the lookup took
+}
+
+// Trust says in words how far the source's answers count: "authenticated"
+// or "plain DNS, corroborates only".
+func (r SourceReport) Trust() string {
+	if r.Authenticated {
+		return "authenticated"
+	}
+	return "plain DNS, corroborates only"
 }
 
 // String formats the report as one line.
@@ -501,7 +609,7 @@ func (r SourceReport) String() string {
 	if r.Err != nil {
 		res = "error: " + r.Err.Error()
 	}
-	return fmt.Sprintf("%s %s (%s): %s in %s", r.Family, r.Name, r.Operator, res, r.Took.Round(time.Millisecond))
+	return fmt.Sprintf("%s %s (%s; %s): %s in %s", r.Family, r.Name, r.Operator, r.Trust(), res, r.Took.Round(time.Millisecond))
 }
 
 // Check asks every source of every family once, in parallel, benched or
@@ -509,7 +617,7 @@ func (r SourceReport) String() string {
 // choice). Refusals still bench the source for Discover. It blocks until
 // every source has answered or timed out.
 func (d *Discoverer) Check(ctx context.Context) []SourceReport {
-	ctx, cancel := context.WithTimeoutCause(ctx, d.timeout, errOverallTimeout)
+	ctx, cancel := d.withTimeout(ctx, d.timeout, errOverallTimeout)
 	defer cancel()
 	var all []Source
 	for _, fam := range []Family{V4, V6} {
@@ -520,7 +628,7 @@ func (d *Discoverer) Check(ctx context.Context) []SourceReport {
 	for i, s := range all {
 		wg.Go(func() {
 			o := d.lookup(ctx, s)
-			reports[i] = SourceReport{Name: s.Name(), Operator: s.Operator(), Family: s.Family(), Addr: o.addr, Err: o.err, Took: o.took}
+			reports[i] = SourceReport{Name: s.Name(), Operator: s.Operator(), Family: s.Family(), Authenticated: s.Authenticated(), Addr: o.addr, Err: o.err, Took: o.took}
 		})
 	}
 	wg.Wait()

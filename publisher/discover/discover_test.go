@@ -117,10 +117,14 @@ func port(spec string) string {
 	return s[strings.LastIndex(s, ":")+1:]
 }
 
+// TestDiscoverSourceTimeout: the per-source timeout ends a hanging source
+// and only it. Timeouts run on the fixture's clock, so a loaded machine
+// that makes healthy sources slow cannot time them out too.
 func TestDiscoverSourceTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	slow := f.https("slow.test", f.block())
+	hang, asked := f.block()
+	slow := f.https("slow.test", hang)
 	a := f.https("a.test", text("8.8.4.4"))
 	b := f.https("b.test", text("8.8.4.4"))
 	liar := f.https("liar.test", text("9.9.9.9"))
@@ -131,7 +135,10 @@ func TestDiscoverSourceTimeout(t *testing.T) {
 	o.IPv4 = Auto
 	o.SourceTimeout = time.Second
 	o.Timeout = time.Minute
-	res, err := f.discover(f.discoverer(o))
+	wait := f.discoverAsync(f.discoverer(o))
+	f.waitAll("the slow source to be asked and the others to answer", asked, f.logs.wait("source answered", a), f.logs.wait("source answered", liar))
+	f.clock.Add(time.Second)
+	res, err := wait()
 	if !errors.Is(err, ErrNoAgreement) {
 		t.Fatalf("Discover() error = %v, want ErrNoAgreement", err)
 	}
@@ -148,7 +155,8 @@ func TestDiscoverSourceTimeout(t *testing.T) {
 		t.Errorf("'source timed out' records = %v, want one for %s", recs, slow)
 	}
 
-	// With a hanging source in the list the result is still correct.
+	// With a hanging source in the list the result is still correct, and
+	// needs no timeout.
 	o = f.options(slow, a, b)
 	o.SourceTimeout = time.Second
 	res, err = f.discover(f.discoverer(o))
@@ -160,11 +168,16 @@ func TestDiscoverSourceTimeout(t *testing.T) {
 func TestDiscoverOverallTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	a := f.https("a.test", f.block())
-	b := f.https("b.test", f.block())
+	hangA, askedA := f.block()
+	hangB, askedB := f.block()
+	a := f.https("a.test", hangA)
+	b := f.https("b.test", hangB)
 	o := f.options(a, b)
 	o.Timeout = 150 * time.Millisecond
-	_, err := f.discover(f.discoverer(o))
+	wait := f.discoverAsync(f.discoverer(o))
+	f.waitAll("both sources to be asked", askedA, askedB)
+	f.clock.Add(o.Timeout)
+	_, err := wait()
 	if !errors.Is(err, ErrNoAgreement) || !strings.Contains(err.Error(), errOverallTimeout.Error()) {
 		t.Errorf("Discover() error = %v, want ErrNoAgreement naming %q", err, errOverallTimeout)
 	}
@@ -214,11 +227,14 @@ func TestDiscoverSameOperatorCountsOnce(t *testing.T) {
 	// Two hosts of one registrable domain are one operator.
 	a := f.https("a.same.test", text("8.8.4.4"))
 	b := f.https("b.same.test", text("8.8.4.4"))
-	c := f.https("other.test", f.block())
+	hang, asked := f.block()
+	c := f.https("other.test", hang)
 	o := f.options(a, b, c)
 	o.Timeout = 300 * time.Millisecond
-	_, err := f.discover(f.discoverer(o))
-	if !errors.Is(err, ErrNoAgreement) {
+	wait := f.discoverAsync(f.discoverer(o))
+	f.waitAll("a and b to answer while c hangs", asked, f.logs.wait("source answered", a), f.logs.wait("source answered", b))
+	f.clock.Add(o.Timeout)
+	if _, err := wait(); !errors.Is(err, ErrNoAgreement) {
 		t.Errorf("Discover() error = %v, want ErrNoAgreement (a and b share an operator)", err)
 	}
 }
@@ -264,7 +280,7 @@ func TestDiscoverAllowPrivate(t *testing.T) {
 	a := f.https("a.test", text("127.0.0.1"))
 	b := f.https("b.test", text("127.0.0.1"))
 	o := f.options(a, b)
-	o.AllowPrivate = true
+	o.Allow = LoopbackAndPrivate
 	res, err := f.discover(f.discoverer(o))
 	if err != nil || res.IPv4 != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("Discover() with AllowPrivate = %v, %v, want 127.0.0.1", res.IPv4, err)
@@ -364,7 +380,7 @@ func TestDiscoverBotWallBenchesAndGrows(t *testing.T) {
 		}
 	}
 	recs := f.logs.find("source refused; benched")
-	if len(recs) != 3 || !strings.Contains(recs[0].attrs["reason"], "403") {
+	if len(recs) != 3 || !strings.Contains(recs[0].attrs["err"], "403") {
 		t.Errorf("'source refused; benched' records = %v, want 3 naming 403", recs)
 	}
 }
@@ -445,7 +461,7 @@ func TestCheck(t *testing.T) {
 	if reps[1].Name != b || reps[1].Err == nil {
 		t.Errorf("Check()[1] = %v, want %s with an error", reps[1], b)
 	}
-	if s := reps[0].String(); !strings.HasPrefix(s, "IPv4 "+a+" (a.test): 8.8.4.4 in ") {
+	if s := reps[0].String(); !strings.HasPrefix(s, "IPv4 "+a+" (a.test; authenticated): 8.8.4.4 in ") {
 		t.Errorf("Check()[0].String() = %q", s)
 	}
 }
@@ -486,6 +502,8 @@ func TestNewErrors(t *testing.T) {
 		{"duplicate", Options{Sources: []string{"ipify", "ipify", "aws-checkip"}}, "twice"},
 		{"empty", Options{Sources: []string{}}, "no sources"},
 		{"too few operators on", Options{Sources: []string{"cloudflare-trace", "icanhazip"}, IPv4: On}, "IPv4: 1 independent operator"},
+		{"plain DNS only on", Options{Sources: []string{"opendns-dns", "google-dns"}, IPv4: On}, "IPv4: no authenticated source"},
+		{"plain DNS only auto", Options{Sources: []string{"opendns-dns", "google-dns"}}, "one of them authenticated"},
 		{"family not served", Options{Sources: []string{"aws-checkip", "ipify", "google-dns"}, IPv4: Off}, `"aws-checkip" serves none`},
 		{"bad suffix", Options{IPv6Suffix: "2001:db8::10"}, "ipv6_suffix"},
 		{"negative agree", Options{Agree: -1}, "agree -1"},

@@ -2,6 +2,7 @@ package discover
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,21 +16,25 @@ import (
 
 // dnsSource asks a DNS server that answers a special name with the asker's
 // address (OpenDNS myip.opendns.com, Cloudflare whoami.cloudflare CH TXT,
-// Google o-o.myaddr.l.google.com TXT).
+// Google o-o.myaddr.l.google.com TXT), over plain DNS (UDP, TCP when
+// truncated) or DNS over TLS.
 type dnsSource struct {
 	name, operator string
 	fam            Family
-	server         string // host:port
-	qname          string // fully qualified
+	server         string      // host:port
+	tls            *tls.Config // non-nil: DNS over TLS, with this config
+	qname          string      // fully qualified
 	qtype, qclass  uint16
 	dial           func(ctx context.Context, network, address string) (net.Conn, error)
-	allowPrivate   bool
+	allow          Exceptions
 }
 
 var _ Source = (*dnsSource)(nil)
 
-// newDNSSource parses dns://SERVER[:PORT]/NAME[?type=..&class=..]; it
-// returns nil when the query type cannot answer for fam.
+// newDNSSource parses dns://SERVER[:PORT]/NAME[?type=..&class=..], or
+// dns+tls://… for DNS over TLS (port 853 by default, the server's
+// certificate verified for SERVER); it returns nil when the query type
+// cannot answer for fam.
 func newDNSSource(u *url.URL, fam Family, opts SourceOptions) (*dnsSource, error) {
 	if u.Opaque != "" {
 		return nil, errors.New("want dns://SERVER/NAME")
@@ -46,11 +51,11 @@ func newDNSSource(u *url.URL, fam Family, opts SourceOptions) (*dnsSource, error
 		return nil, fmt.Errorf("bad query string: %w", err)
 	}
 	s := &dnsSource{
-		fam:          fam,
-		qname:        dns.Fqdn(strings.ToLower(name)),
-		qclass:       dns.ClassINET,
-		dial:         opts.dialer(),
-		allowPrivate: opts.AllowPrivate,
+		fam:    fam,
+		qname:  dns.Fqdn(strings.ToLower(name)),
+		qclass: dns.ClassINET,
+		dial:   opts.dialer(),
+		allow:  opts.Allow,
 	}
 	for k, vs := range q {
 		if len(vs) != 1 {
@@ -91,6 +96,12 @@ func newDNSSource(u *url.URL, fam Family, opts SourceOptions) (*dnsSource, error
 		return nil, nil
 	}
 	port := u.Port()
+	if u.Scheme == "dns+tls" {
+		s.tls = &tls.Config{ServerName: u.Hostname(), RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+		if port == "" {
+			port = "853"
+		}
+	}
 	if port == "" {
 		port = "53"
 	}
@@ -104,18 +115,26 @@ func (s *dnsSource) Name() string     { return s.name }
 func (s *dnsSource) Operator() string { return s.operator }
 func (s *dnsSource) Family() Family   { return s.fam }
 
+// Authenticated is true for DNS over TLS; plain DNS can be forged by anyone
+// on the path.
+func (s *dnsSource) Authenticated() bool { return s.tls != nil }
+
 func (s *dnsSource) setIdentity(name, operator string) { s.name, s.operator = name, operator }
 
-// Lookup sends one query over UDP (TCP when the answer is truncated) and
-// validates the answer. REFUSED yields a *RefusedError. It blocks until ctx
-// ends at the latest.
+// Lookup sends one query over UDP (TCP when the answer is truncated), or
+// over TLS, and validates the answer. REFUSED yields a *RefusedError. It
+// blocks until ctx ends at the latest.
 func (s *dnsSource) Lookup(ctx context.Context) (netip.Addr, error) {
 	m := new(dns.Msg)
 	m.Id = dns.Id()
 	m.RecursionDesired = true
 	m.Question = []dns.Question{{Name: s.qname, Qtype: s.qtype, Qclass: s.qclass}}
-	r, err := s.exchange(ctx, m, "udp")
-	if err == nil && r.Truncated {
+	network := "udp"
+	if s.tls != nil {
+		network = "tcp"
+	}
+	r, err := s.exchange(ctx, m, network)
+	if err == nil && r.Truncated && s.tls == nil {
 		r, err = s.exchange(ctx, m, "tcp")
 	}
 	if err != nil {
@@ -138,6 +157,16 @@ func (s *dnsSource) exchange(ctx context.Context, m *dns.Msg, network string) (*
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if s.tls != nil {
+		tc := tls.Client(conn, s.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, fmt.Errorf("TLS handshake with %s: %w", s.server, err)
+		}
+		conn = tc
+	}
 	c := &dns.Client{Net: network, Timeout: defaultSourceTimeout}
 	r, _, err := c.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
 	if err != nil {
@@ -198,5 +227,5 @@ func (s *dnsSource) answer(r *dns.Msg) (netip.Addr, error) {
 	default:
 		return netip.Addr{}, reject(raw, "%d records, want one", len(said))
 	}
-	return parseAddrText(raw, s.fam, s.allowPrivate)
+	return parseAddrText(raw, s.fam, s.allow)
 }

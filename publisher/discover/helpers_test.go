@@ -2,13 +2,21 @@ package discover
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,14 +82,30 @@ func text(body string) http.HandlerFunc {
 }
 
 // block returns a handler that blocks until the test ends or the request
-// is cancelled.
-func (f *fixture) block() http.HandlerFunc {
+// is cancelled, and a channel closed once it has been asked.
+func (f *fixture) block() (http.HandlerFunc, <-chan struct{}) {
 	stop := make(chan struct{})
 	f.t.Cleanup(func() { close(stop) }) // runs before the servers close
+	asked := make(chan struct{})
+	var once sync.Once
 	return func(_ http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(asked) })
 		select {
 		case <-stop:
 		case <-r.Context().Done():
+		}
+	}, asked
+}
+
+// waitAll waits for every channel in chs, failing the test after testWait.
+func (f *fixture) waitAll(what string, chs ...<-chan struct{}) {
+	f.t.Helper()
+	timeout := time.After(testWait)
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-timeout:
+			f.t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }
@@ -149,6 +173,8 @@ func (f *fixture) options(specs ...string) Options {
 	}
 }
 
+// discoverer builds a Discoverer whose timeouts run on the fixture's
+// clock: they fire only when the test advances it.
 func (f *fixture) discoverer(o Options) *Discoverer {
 	f.t.Helper()
 	o.HTTPClient = f.client
@@ -156,6 +182,7 @@ func (f *fixture) discoverer(o Options) *Discoverer {
 	if err != nil {
 		f.t.Fatalf("New() = %v", err)
 	}
+	d.afterFunc = f.clock.AfterFunc
 	return d
 }
 
@@ -163,6 +190,30 @@ func (f *fixture) discover(d *Discoverer) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	return d.Discover(ctx)
+}
+
+// discoverAsync starts Discover and returns a func that waits for its
+// outcome (at most testWait).
+func (f *fixture) discoverAsync(d *Discoverer) func() (Result, error) {
+	type outcome struct {
+		res Result
+		err error
+	}
+	ch := make(chan outcome, 1)
+	go func() {
+		res, err := f.discover(d)
+		ch <- outcome{res, err}
+	}()
+	return func() (Result, error) {
+		f.t.Helper()
+		select {
+		case o := <-ch:
+			return o.res, o.err
+		case <-time.After(testWait + time.Second):
+			f.t.Fatal("Discover did not return")
+			return Result{}, nil
+		}
+	}
 }
 
 // dnsServer serves answers on 127.0.0.1 UDP; answers maps
@@ -174,7 +225,29 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	serveDNS(t, &dns.Server{PacketConn: pc, Handler: dnsHandler(t, answers)})
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	return port
+}
+
+// dotServer serves answers (as dnsServer) over DNS over TLS on 127.0.0.1
+// with a fresh certificate for name. It returns the port and a pool that
+// trusts the certificate.
+func dotServer(t *testing.T, name string, answers map[string][]string) (string, *x509.CertPool) {
+	t.Helper()
+	cert, pool := selfSigned(t, name)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveDNS(t, &dns.Server{Listener: l, Net: "tcp-tls", Handler: dnsHandler(t, answers)})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port, pool
+}
+
+// dnsHandler answers from answers (see dnsServer).
+func dnsHandler(t *testing.T, answers map[string][]string) dns.Handler {
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		q := req.Question[0]
@@ -193,8 +266,13 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 		}
 		_ = w.WriteMsg(m)
 	})
+}
+
+// serveDNS starts srv, waits until it serves and shuts it down at cleanup.
+func serveDNS(t *testing.T, srv *dns.Server) {
+	t.Helper()
 	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: func() { close(started) }}
+	srv.NotifyStartedFunc = func() { close(started) }
 	go func() { _ = srv.ActivateAndServe() }()
 	select {
 	case <-started:
@@ -202,14 +280,50 @@ func dnsServer(t *testing.T, answers map[string][]string) string {
 		t.Fatal("DNS server did not start")
 	}
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	return port
 }
 
-// clock is an adjustable time source.
+// selfSigned makes a certificate for name and a pool that trusts it.
+func selfSigned(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// clock is an adjustable time source whose timers fire only when Add
+// moves it past them.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	f  func()
 }
 
 func (c *clock) Now() time.Time {
@@ -218,10 +332,41 @@ func (c *clock) Now() time.Time {
 	return c.t
 }
 
+// Add moves the clock on by d and runs the timers that are then due.
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	var due, kept []*fakeTimer
+	for _, tm := range c.timers {
+		if tm.at.After(c.t) {
+			kept = append(kept, tm)
+		} else {
+			due = append(due, tm)
+		}
+	}
+	c.timers = kept
 	c.mu.Unlock()
+	for _, tm := range due {
+		tm.f()
+	}
+}
+
+// AfterFunc is time.AfterFunc on this clock; it returns the timer's Stop.
+func (c *clock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tm := &fakeTimer{at: c.t.Add(d), f: f}
+	c.timers = append(c.timers, tm)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		i := slices.Index(c.timers, tm)
+		if i < 0 {
+			return false
+		}
+		c.timers = slices.Delete(slices.Clone(c.timers), i, i+1)
+		return true
+	}
 }
 
 // record is one captured log record.

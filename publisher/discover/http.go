@@ -29,7 +29,7 @@ type httpSource struct {
 	trace          bool // body is key=value lines with ip=
 	userAgent      string
 	client         *http.Client
-	allowPrivate   bool
+	allow          Exceptions
 }
 
 var _ Source = (*httpSource)(nil)
@@ -44,14 +44,14 @@ func newHTTPSource(u *url.URL, fam Family, opts SourceOptions) *httpSource {
 		c = defaultHTTPClient(fam, opts.dialer())
 	}
 	return &httpSource{
-		name:         u.String(),
-		operator:     operatorOf(u.Hostname()),
-		fam:          fam,
-		url:          u.String(),
-		trace:        strings.HasSuffix(u.Path, "/cdn-cgi/trace"),
-		userAgent:    ua,
-		client:       c,
-		allowPrivate: opts.AllowPrivate,
+		name:      u.String(),
+		operator:  operatorOf(u.Hostname()),
+		fam:       fam,
+		url:       u.String(),
+		trace:     strings.HasSuffix(u.Path, "/cdn-cgi/trace"),
+		userAgent: ua,
+		client:    c,
+		allow:     opts.Allow,
 	}
 }
 
@@ -91,6 +91,10 @@ func (s *httpSource) Name() string     { return s.name }
 func (s *httpSource) Operator() string { return s.operator }
 func (s *httpSource) Family() Family   { return s.fam }
 
+// Authenticated is true: the answer comes over TLS from a verified server,
+// and redirects are followed only to HTTPS.
+func (s *httpSource) Authenticated() bool { return true }
+
 func (s *httpSource) setIdentity(name, operator string) { s.name, s.operator = name, operator }
 
 // Lookup sends one GET and validates the answer. It returns a *RefusedError
@@ -121,9 +125,9 @@ func (s *httpSource) Lookup(ctx context.Context) (netip.Addr, error) {
 		return netip.Addr{}, reject(body, "answer longer than %d bytes", maxBody)
 	}
 	if s.trace {
-		return parseTrace(body, s.fam, s.allowPrivate)
+		return parseTrace(body, s.fam, s.allow)
 	}
-	return parseAddrText(body, s.fam, s.allowPrivate)
+	return parseAddrText(body, s.fam, s.allow)
 }
 
 // refusal reports whether the service refused us: 429 and 403 always, 503

@@ -14,66 +14,70 @@ import (
 func TestParseAddrText(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		in      string
-		fam     Family
-		private bool
-		want    string // "" = rejected
+		name  string
+		in    string
+		fam   Family
+		allow Exceptions
+		want  string // "" = rejected
 	}{
-		{"plain v4", "8.8.4.4", V4, false, "8.8.4.4"},
-		{"trailing newline", "8.8.4.4\n", V4, false, "8.8.4.4"},
-		{"crlf and spaces", " \t8.8.4.4\r\n", V4, false, "8.8.4.4"},
-		{"mapped v4", "::ffff:8.8.4.4", V4, false, "8.8.4.4"},
-		{"v6", "2001:4860:4860::8844\n", V6, false, "2001:4860:4860::8844"},
-		{"empty", "", V4, false, ""},
-		{"only spaces", " \n", V4, false, ""},
-		{"html", "<html>8.8.4.4</html>", V4, false, ""},
-		{"two lines", "8.8.4.4\n8.8.8.8", V4, false, ""},
-		{"two with comma", "8.8.4.4,8.8.8.8", V4, false, ""},
-		{"two with space", "8.8.4.4 8.8.8.8", V4, false, ""},
-		{"cidr", "8.8.4.4/32", V4, false, ""},
-		{"port", "8.8.4.4:80", V4, false, ""},
-		{"leading zeros", "008.008.004.004", V4, false, ""},
-		{"zone", "2001:4860:4860::8844%eth0", V6, false, ""},
-		{"v6 for v4", "2001:4860:4860::8844", V4, false, ""},
-		{"v4 for v6", "8.8.4.4", V6, false, ""},
-		{"mapped for v6", "::ffff:8.8.4.4", V6, false, ""},
-		{"private 10", "10.0.0.1", V4, false, ""},
-		{"private 172", "172.16.5.4", V4, false, ""},
-		{"private 192", "192.168.1.1", V4, false, ""},
-		{"loopback", "127.0.0.1", V4, false, ""},
-		{"link-local", "169.254.1.1", V4, false, ""},
-		{"cgnat", "100.64.0.1", V4, false, ""},
-		{"doc 192.0.2", "192.0.2.1", V4, false, ""},
-		{"doc 198.51.100", "198.51.100.1", V4, false, ""},
-		{"doc 203.0.113", "203.0.113.9", V4, false, ""},
-		{"benchmark", "198.18.0.1", V4, false, ""},
-		{"multicast", "224.0.0.1", V4, false, ""},
-		{"broadcast", "255.255.255.255", V4, false, ""},
-		{"reserved", "240.0.0.1", V4, false, ""},
-		{"unspecified", "0.0.0.0", V4, false, ""},
-		{"this network", "0.1.2.3", V4, false, ""},
-		{"v6 loopback", "::1", V6, false, ""},
-		{"v6 unspecified", "::", V6, false, ""},
-		{"v6 ula", "fd00::1", V6, false, ""},
-		{"v6 link-local", "fe80::1", V6, false, ""},
-		{"v6 doc", "2001:db8::1", V6, false, ""},
-		{"v6 doc 3fff", "3fff::1", V6, false, ""},
-		{"v6 multicast", "ff02::1", V6, false, ""},
-		{"v6 nat64", "64:ff9b::808:404", V6, false, ""},
-		{"v6 teredo", "2001:0:4136:e378::1", V6, false, ""},
-		{"v6 outside 2000::/3", "4000::1", V6, false, ""},
-		{"allow private loopback", "127.0.0.1", V4, true, "127.0.0.1"},
-		{"allow private 10", "10.0.0.1", V4, true, "10.0.0.1"},
-		{"allow private v6 loopback", "::1", V6, true, "::1"},
-		{"allow private admits documentation", "203.0.113.9", V4, true, "203.0.113.9"},
-		{"documentation rejected", "203.0.113.9", V4, false, ""},
-		{"allow private keeps cgnat out", "100.64.0.1", V4, true, ""},
+		{"plain v4", "8.8.4.4", V4, 0, "8.8.4.4"},
+		{"trailing newline", "8.8.4.4\n", V4, 0, "8.8.4.4"},
+		{"crlf and spaces", " \t8.8.4.4\r\n", V4, 0, "8.8.4.4"},
+		{"mapped v4", "::ffff:8.8.4.4", V4, 0, "8.8.4.4"},
+		{"v6", "2001:4860:4860::8844\n", V6, 0, "2001:4860:4860::8844"},
+		{"empty", "", V4, 0, ""},
+		{"only spaces", " \n", V4, 0, ""},
+		{"html", "<html>8.8.4.4</html>", V4, 0, ""},
+		{"two lines", "8.8.4.4\n8.8.8.8", V4, 0, ""},
+		{"two with comma", "8.8.4.4,8.8.8.8", V4, 0, ""},
+		{"two with space", "8.8.4.4 8.8.8.8", V4, 0, ""},
+		{"cidr", "8.8.4.4/32", V4, 0, ""},
+		{"port", "8.8.4.4:80", V4, 0, ""},
+		{"leading zeros", "008.008.004.004", V4, 0, ""},
+		{"zone", "2001:4860:4860::8844%eth0", V6, 0, ""},
+		{"v6 for v4", "2001:4860:4860::8844", V4, 0, ""},
+		{"v4 for v6", "8.8.4.4", V6, 0, ""},
+		{"mapped for v6", "::ffff:8.8.4.4", V6, 0, ""},
+		{"private 10", "10.0.0.1", V4, 0, ""},
+		{"private 172", "172.16.5.4", V4, 0, ""},
+		{"private 192", "192.168.1.1", V4, 0, ""},
+		{"loopback", "127.0.0.1", V4, 0, ""},
+		{"link-local", "169.254.1.1", V4, 0, ""},
+		{"cgnat", "100.64.0.1", V4, 0, ""},
+		{"doc 192.0.2", "192.0.2.1", V4, 0, ""},
+		{"doc 198.51.100", "198.51.100.1", V4, 0, ""},
+		{"doc 203.0.113", "203.0.113.9", V4, 0, ""},
+		{"benchmark", "198.18.0.1", V4, 0, ""},
+		{"multicast", "224.0.0.1", V4, 0, ""},
+		{"broadcast", "255.255.255.255", V4, 0, ""},
+		{"reserved", "240.0.0.1", V4, 0, ""},
+		{"unspecified", "0.0.0.0", V4, 0, ""},
+		{"this network", "0.1.2.3", V4, 0, ""},
+		{"v6 loopback", "::1", V6, 0, ""},
+		{"v6 unspecified", "::", V6, 0, ""},
+		{"v6 ula", "fd00::1", V6, 0, ""},
+		{"v6 link-local", "fe80::1", V6, 0, ""},
+		{"v6 doc", "2001:db8::1", V6, 0, ""},
+		{"v6 doc 3fff", "3fff::1", V6, 0, ""},
+		{"v6 multicast", "ff02::1", V6, 0, ""},
+		{"v6 nat64", "64:ff9b::808:404", V6, 0, ""},
+		{"v6 teredo", "2001:0:4136:e378::1", V6, 0, ""},
+		{"v6 outside 2000::/3", "4000::1", V6, 0, ""},
+		{"allow private loopback", "127.0.0.1", V4, LoopbackAndPrivate, "127.0.0.1"},
+		{"allow private 10", "10.0.0.1", V4, LoopbackAndPrivate, "10.0.0.1"},
+		{"allow private v6 loopback", "::1", V6, LoopbackAndPrivate, "::1"},
+		{"documentation exception", "203.0.113.9", V4, DocumentationRanges, "203.0.113.9"},
+		{"documentation exception v6", "2001:db8::1", V6, DocumentationRanges, "2001:db8::1"},
+		{"documentation exception keeps private out", "10.0.0.1", V4, DocumentationRanges, ""},
+		{"documentation exception keeps cgnat out", "100.64.0.1", V4, DocumentationRanges, ""},
+		{"private exception keeps documentation out", "203.0.113.9", V4, LoopbackAndPrivate, ""},
+		{"documentation rejected", "203.0.113.9", V4, 0, ""},
+		{"allow private keeps cgnat out", "100.64.0.1", V4, LoopbackAndPrivate, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseAddrText([]byte(tc.in), tc.fam, tc.private)
+			got, err := parseAddrText([]byte(tc.in), tc.fam, tc.allow)
 			if tc.want == "" {
 				if err == nil || !errors.Is(err, errRejected) {
 					t.Errorf("parseAddrText(%q, %s) = %v, %v, want rejection", tc.in, tc.fam, got, err)
@@ -109,7 +113,7 @@ func TestParseTrace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseTrace([]byte(tc.in), tc.fam, false)
+			got, err := parseTrace([]byte(tc.in), tc.fam, 0)
 			if tc.want == "" {
 				if !errors.Is(err, errRejected) {
 					t.Errorf("parseTrace(%q) = %v, %v, want rejection", tc.in, got, err)
@@ -129,15 +133,15 @@ func FuzzParseAddrText(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, fam := range []Family{V4, V6} {
-			for _, parse := range []func([]byte, Family, bool) (netip.Addr, error){parseAddrText, parseTrace} {
-				a, err := parse(b, fam, false)
+			for _, parse := range []func([]byte, Family, Exceptions) (netip.Addr, error){parseAddrText, parseTrace} {
+				a, err := parse(b, fam, 0)
 				if err != nil {
 					if a.IsValid() {
 						t.Fatalf("parse(%q) returned %v with error %v", b, a, err)
 					}
 					continue
 				}
-				if reason := checkAddr(a, fam, false); reason != "" {
+				if reason := checkAddr(a, fam, 0); reason != "" {
 					t.Fatalf("parse(%q, %s) = %v, which checkAddr refuses: %s", b, fam, a, reason)
 				}
 				if familyOf(a) != fam {

@@ -2,6 +2,7 @@ package discover
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,11 @@ type Source interface {
 	Operator() string
 	// Family is the address family this source reports.
 	Family() Family
+	// Authenticated reports whether answers arrive over an authenticated
+	// channel (HTTPS, DNS over TLS). Only such a source can decide an
+	// address; plain DNS, which anyone on the path can forge, can only
+	// corroborate.
+	Authenticated() bool
 	// Lookup asks the service once and returns the validated address.
 	Lookup(ctx context.Context) (netip.Addr, error)
 }
@@ -67,10 +73,12 @@ type SourceOptions struct {
 	// "tcp6"/"udp6" for IPv6 sources. nil = a net.Dialer. Tests map names
 	// to loopback servers here.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
-	// AllowPrivate admits loopback, private and documentation-range
-	// answers. TESTS AND THE DEMO ONLY:
-	// production configuration must never set it.
-	AllowPrivate bool
+	// RootCAs verifies DNS-over-TLS servers; nil = the system roots. For
+	// tests. (HTTPS sources use HTTPClient's settings.)
+	RootCAs *x509.CertPool
+	// Allow relaxes the public-address rule (see CheckPublic) for answers.
+	// TESTS AND THE DEMO ONLY: production leaves it 0.
+	Allow Exceptions
 }
 
 // UserAgent returns the product User-Agent for ipsync version v.
@@ -130,16 +138,22 @@ func Presets() []string {
 }
 
 // DefaultSources returns the default source specs: five operators for IPv4
-// and four for IPv6, over both HTTPS and DNS.
+// and four for IPv6. The HTTPS ones (three operators for IPv4, two for
+// IPv6) can reach agreement on their own; the plain DNS ones only
+// corroborate, and keep a family publishable when an HTTPS service is
+// benched or down.
 func DefaultSources() []string {
-	return []string{"cloudflare-trace", "cloudflare-dns", "ipify", "aws-checkip", "opendns-dns", "google-dns"}
+	return []string{"cloudflare-trace", "ipify", "aws-checkip", "cloudflare-dns", "opendns-dns", "google-dns"}
 }
 
 // ParseSource builds the sources of family fam that spec describes. spec is
 // a preset name (see Presets), an https:// URL answering with the address as
 // text (a path ending in /cdn-cgi/trace is read as a Cloudflare trace), or
 // dns://RESOLVER[:PORT]/NAME[?type=A|AAAA|TXT][&class=IN|CH] (type defaults
-// to A for IPv4 and AAAA for IPv6). A spec that cannot serve fam (a preset
+// to A for IPv4 and AAAA for IPv6), or the same with dns+tls:// for DNS over
+// TLS (port 853 by default; the resolver's certificate must be valid for
+// RESOLVER, a name or an IP address). https:// and dns+tls:// sources are
+// authenticated; dns:// ones are not. A spec that cannot serve fam (a preset
 // without that family, an IP-literal server of the other family, type=A for
 // IPv6) yields no source and no error. It does no I/O.
 func ParseSource(spec string, fam Family, opts SourceOptions) ([]Source, error) {
@@ -162,7 +176,7 @@ func ParseSource(spec string, fam Family, opts SourceOptions) ([]Source, error) 
 		return []Source{s}, nil
 	}
 	if !strings.Contains(spec, "://") {
-		return nil, fmt.Errorf("source %q: not a preset (%s) nor an https:// or dns:// URL", spec, strings.Join(Presets(), ", "))
+		return nil, fmt.Errorf("source %q: not a preset (%s) nor an https://, dns:// or dns+tls:// URL", spec, strings.Join(Presets(), ", "))
 	}
 	s, err := parseURL(spec, fam, opts)
 	if err != nil {
@@ -229,14 +243,14 @@ func parseURL(raw string, fam Family, opts SourceOptions) (identified, error) {
 	switch u.Scheme {
 	case "https":
 		return newHTTPSource(u, fam, opts), nil
-	case "dns":
+	case "dns", "dns+tls":
 		s, err := newDNSSource(u, fam, opts)
 		if s == nil {
 			return nil, err // no typed nil in the interface
 		}
 		return s, err
 	default:
-		return nil, fmt.Errorf("unsupported scheme %q (want https or dns)", u.Scheme)
+		return nil, fmt.Errorf("unsupported scheme %q (want https, dns or dns+tls)", u.Scheme)
 	}
 }
 

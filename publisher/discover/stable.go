@@ -5,6 +5,13 @@ import (
 	"net/netip"
 )
 
+// ValidateSuffix reports whether s is a usable Options.IPv6Suffix: an
+// interface id such as ::10. The error names the value and what to write.
+func ValidateSuffix(s string) error {
+	_, err := parseSuffix(s)
+	return err
+}
+
 // parseSuffix parses an IPv6 interface id such as "::10": an IPv6 address
 // whose upper 64 bits are zero and lower 64 bits are not.
 func parseSuffix(s string) (netip.Addr, error) {
@@ -19,7 +26,7 @@ func parseSuffix(s string) (netip.Addr, error) {
 		lo = lo<<8 | uint64(b[8+i])
 	}
 	if hi != 0 {
-		return netip.Addr{}, fmt.Errorf("ipv6_suffix %q: only the last 64 bits may be set (e.g. ::10)", s)
+		return netip.Addr{}, fmt.Errorf("ipv6_suffix %q: only the last 64 bits, the interface id, may be set (e.g. ::10)", s)
 	}
 	if lo == 0 {
 		return netip.Addr{}, fmt.Errorf("ipv6_suffix %q: the interface id must not be zero", s)
@@ -97,7 +104,7 @@ func (d *Discoverer) stableV6(obs netip.Addr) netip.Addr {
 	}
 	a, why := chooseV6(obs, locals, d.suffix)
 	if a != obs {
-		if reason := checkAddr(a, V6, d.allowPrivate); reason != "" {
+		if reason := checkAddr(a, V6, d.allow); reason != "" {
 			d.log.Warn("chosen IPv6 address is not public; publishing the observed one", "chosen", a.String(), "observed", obs.String(), "reason", reason)
 			return obs
 		}

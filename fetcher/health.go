@@ -1,0 +1,63 @@
+package fetcher
+
+import (
+	"strings"
+	"time"
+
+	"ipsync/health"
+)
+
+// Health is what the tray shows for u: the address, how the mailbox is
+// watched (pollEvery is Options.PollEvery, for "polling every 5m"), and a
+// short, secret-free message when something is wrong.
+func (u Update) Health(pollEvery time.Duration) health.Status {
+	s := health.Status{
+		State:     u.State,
+		Name:      u.Payload.Name,
+		IPv4:      u.Payload.IPv4,
+		IPv6:      u.Payload.IPv6,
+		IssuedAt:  u.Payload.IssuedAt,
+		LastCheck: u.LastCheck,
+	}
+	if u.Changed {
+		s.Previous = u.Previous.IPv4
+		if !s.Previous.IsValid() {
+			s.Previous = u.Previous.IPv6
+		}
+	}
+	switch u.Mode {
+	case ModeIdle:
+		s.Mode = "IDLE (push)"
+	case ModePoll:
+		s.Mode = "polling every " + shortDuration(pollEvery)
+	case ModePollShared:
+		s.Mode = "polling every " + shortDuration(pollEvery) + " (shared mailbox)"
+	}
+	switch u.State {
+	case Current, Stale:
+	case Unreachable:
+		s.Err, s.ErrKind = "server not reachable", "probe"
+	case Error:
+		s.Err, s.ErrKind = "mail error", "mail"
+		if u.Err != nil {
+			s.Err = u.Err.Error()
+		}
+	default:
+		s.State = Unknown
+	}
+	if u.Fetching {
+		s.State = health.Working
+	}
+	return s
+}
+
+// shortDuration writes d without zero units: "5m", "1h", "90s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	for _, zero := range []string{"m0s", "h0m"} {
+		if t, ok := strings.CutSuffix(s, zero); ok {
+			s = t + zero[:1]
+		}
+	}
+	return s
+}
