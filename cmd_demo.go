@@ -226,6 +226,7 @@ func (d *demo) newPublisher(smtp, imap mailconn.Endpoint, password string, disc 
 		Username:     demoUser,
 		Password:     password,
 		KeepMessages: 10,
+		Open:         func(body string) (codec.Payload, error) { return codec.Open(body, d.key.ClientKey()) },
 		Logger:       log,
 	})
 	if err != nil {

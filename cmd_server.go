@@ -224,7 +224,10 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		// The address check: its sources are on the network.
 		return withCode(exitNetwork, err)
 	}
-	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(cfg.Publisher.To, ", "))
+	fmt.Fprintf(e.stdout, "sent %s for %q (seq %d) to %s\n", sent.Addrs, cfg.Name, sent.Seq, strings.Join(sent.To, ", "))
+	for _, r := range sent.Refused {
+		fmt.Fprintf(e.stderr, "ipsync: not delivered to %s: refused %s (publisher.to: fix or remove the address)\n", r.Rcpt, r)
+	}
 	return nil
 }
 
@@ -273,8 +276,13 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		err := m.Check(sctx)
 		cancel()
 		lines = append(lines, checkLine{item: smtpItem, err: explainMail(cfg, mailconn.SMTP, err), note: "ok"})
+		if err == nil {
+			lines = append(lines, checkRecipients(ctx, cfg, m)...)
+		}
 	}
-	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
+	if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 && cfg.Codec.Format != string(codec.FormatSealed) {
+		lines = append(lines, checkLine{item: "mailbox retention", note: "off: legacy messages carry no signature, so the server cannot prove which are its own"})
+	} else if cfg.Mail.IMAP.Host != "" && *cfg.Publisher.KeepMessages > 0 {
 		item := fmt.Sprintf("imap %s:%d (%s) login for retention (keep_messages %d)", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, *cfg.Publisher.KeepMessages)
 		lines = append(lines, checkLine{item: item, err: checkIMAPLogin(ctx, cfg, sec), note: "ok"})
 	}
@@ -289,6 +297,32 @@ func checkServer(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 			continue
 		}
 		lines = append(lines, checkLine{item: item, note: fmt.Sprintf("%s in %s", r.Addr, r.Took.Round(time.Millisecond))})
+	}
+	return lines
+}
+
+// checkRecipients asks the SMTP server about each of publisher.to: one
+// line per recipient, refused ones as errors.
+func checkRecipients(ctx context.Context, cfg *config.Config, m *publisher.SMTPMailer) []checkLine {
+	to := cfg.Publisher.To
+	if len(to) == 0 {
+		to = []string{cfg.Mail.Address}
+	}
+	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	refused, err := m.CheckRecipients(sctx, cfg.Mail.Address, to)
+	if err != nil {
+		return []checkLine{{item: "recipients", err: err}}
+	}
+	var lines []checkLine
+	for _, r := range to {
+		line := checkLine{item: "recipient " + r, note: "accepted at RCPT TO"}
+		for _, f := range refused {
+			if f.Rcpt == r {
+				line.err = fmt.Errorf("refused %s (publisher.to: fix or remove the address; the other recipients still get every message)", f)
+			}
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }

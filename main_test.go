@@ -375,3 +375,30 @@ func startEcho(t testing.TB, ipv4 string) *ipecho.Server {
 	t.Cleanup(func() { echo.Close() })
 	return echo
 }
+
+// TestRefusedRecipientEndToEnd: publish --once delivers to the recipient
+// that accepts, names the refused one, and check lists both.
+func TestRefusedRecipientEndToEnd(t *testing.T) {
+	e := newE2E(t)
+	echo := startEcho(t, "203.0.113.5")
+	cfg := mustRead(t, e.serverCfg) + "publisher:\n  to: [office@ipsync.test, departed@ipsync.test]\n" +
+		"  sources: [" + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"
+	p := filepath.Join(filepath.Dir(e.serverCfg), "server-to.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "publish", "--once", "--config", p, "--ip", "8.8.4.4")
+	if code != exitOK || !strings.Contains(out, "to office@ipsync.test\n") ||
+		!strings.Contains(errOut, "not delivered to departed@ipsync.test: refused 550 5.1.1") {
+		t.Errorf("publish = %d %q %q, want sent to office and departed named as refused", code, out, errOut)
+	}
+	if msgs, err := e.mail.Messages("office@ipsync.test"); err != nil || len(msgs) != 1 {
+		t.Errorf("office's inbox = %d, %v, want 1 message", len(msgs), err)
+	}
+	_, out, _ = runCLI(t, "check", "--config", p)
+	for _, want := range []string{"PASS recipient office@ipsync.test", "FAIL recipient departed@ipsync.test: refused 550 5.1.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 
+	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/publisher"
 	"ipsync/statefile"
@@ -19,6 +20,7 @@ func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SM
 		Endpoint: smtp,
 		Username: cfg.Mail.Username,
 		Password: sec.password,
+		HELO:     cfg.Mail.SMTP.HELO,
 		Logger:   log,
 	})
 	if err != nil {
@@ -40,12 +42,20 @@ func newStore(cfg *config.Config) (publisher.FileStore, error) {
 }
 
 // newPruner builds the mailbox retention of cfg over mail.imap, or returns
-// nil when it is off: no IMAP server configured, or
-// publisher.keep_messages 0.
+// nil when it is off: no IMAP server configured, publisher.keep_messages 0,
+// or the legacy format, whose messages carry no signature, so the server
+// could not tell its own from forged ones (it logs that once).
 func newPruner(cfg *config.Config, sec secrets, log *slog.Logger) (publisher.Pruner, error) {
 	if cfg.Mail.IMAP.Host == "" || *cfg.Publisher.KeepMessages <= 0 {
 		return nil, nil
 	}
+	if cfg.Codec.Format != string(codec.FormatSealed) {
+		log.Warn("mailbox retention is off with the legacy format: its messages carry no signature, "+
+			"so the server cannot prove which ones are its own; delete old messages by hand",
+			"keep_messages", *cfg.Publisher.KeepMessages)
+		return nil, nil
+	}
+	own := sec.server.ClientKey()
 	_, imap, err := endpoints(cfg)
 	if err != nil {
 		return nil, err
@@ -56,6 +66,7 @@ func newPruner(cfg *config.Config, sec secrets, log *slog.Logger) (publisher.Pru
 		Password:     sec.password,
 		Mailbox:      cfg.Mail.IMAP.Mailbox,
 		KeepMessages: *cfg.Publisher.KeepMessages,
+		Open:         func(body string) (codec.Payload, error) { return codec.Open(body, own) },
 		Logger:       log,
 	})
 	if err != nil {

@@ -78,6 +78,9 @@ type Server struct {
 	Host string `yaml:"host"`
 	Port int    `yaml:"port"`
 	TLS  string `yaml:"tls"`
+	// HELO is the name given in EHLO; "" means "localhost" (never the
+	// machine's host name).
+	HELO string `yaml:"helo"`
 }
 
 // IMAP is an IMAP endpoint and the folder ipsync reads.

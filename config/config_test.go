@@ -104,6 +104,7 @@ func TestProblems(t *testing.T) {
 		{"bad smtp port", rep("    host: smtp.example.com\n", "    host: smtp.example.com\n    port: 99999\n"), "mail.smtp.port", "out of range"},
 		{"port not a number", rep("    host: smtp.example.com\n", "    host: smtp.example.com\n    port: abc\n"), "mail.smtp.port", "whole number"},
 		{"bad smtp tls", rep("    host: smtp.example.com\n", "    host: smtp.example.com\n    tls: ssl\n"), "mail.smtp.tls", "implicit, starttls or none"},
+		{"bad helo", rep("    host: smtp.example.com\n", "    host: smtp.example.com\n    helo: 'my host'\n"), "mail.smtp.helo", "not a domain name"},
 		{"plaintext remote", rep("    host: imap.example.com\n", "    host: imap.example.com\n    tls: none\n"), "mail.imap.tls", "only allowed for loopback"},
 		{"empty mailbox", rep("    host: imap.example.com\n", "    host: imap.example.com\n    mailbox: ' '\n"), "mail.imap.mailbox", "is empty"},
 		{"bad format", rep("codec:\n", "codec:\n  format: rot13\n"), "codec.format", "sealed"},

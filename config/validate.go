@@ -50,6 +50,9 @@ func (c *Config) validate(_ string) []Problem {
 	if c.Mail.SMTP.Host != "" {
 		ps = append(ps, endpointProblems("mail.smtp", c.Mail.SMTP.Host, c.Mail.SMTP.Port, c.Mail.SMTP.TLS, smtpPorts)...)
 	}
+	if h := c.Mail.SMTP.HELO; h != "" && !heloName.MatchString(h) {
+		add("mail.smtp.helo", "%q is not a domain name; use letters, digits, hyphens and dots (e.g. localhost), or remove the key", h)
+	}
 	if c.Mail.IMAP.Host != "" {
 		ps = append(ps, endpointProblems("mail.imap", c.Mail.IMAP.Host, c.Mail.IMAP.Port, c.Mail.IMAP.TLS, imapPorts)...)
 	}
@@ -153,6 +156,9 @@ func (c *Config) legacyProblems() []Problem {
 	}
 	return ps
 }
+
+// heloName is what mail.smtp.helo may be: a domain name.
+var heloName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 // The usual ports of each TLS mode, for messages.
 var (

@@ -115,6 +115,10 @@ func (e *env) newPublisher(m *appendMailer, retention *publisher.RetentionOption
 	if retention != nil {
 		r := *retention
 		r.Logger = log
+		if r.Open == nil {
+			own := e.sk.ClientKey()
+			r.Open = func(body string) (codec.Payload, error) { return codec.Open(body, own) }
+		}
 		pr, err := publisher.NewIMAPPruner(r)
 		if err != nil {
 			e.t.Fatalf("publisher.NewIMAPPruner: %v", err)

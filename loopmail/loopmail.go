@@ -129,9 +129,13 @@ type Stats struct {
 	// IMAPConnsMax it leaves out connections being refused.
 	IMAPLoggedInMax   int64
 	IMAPLimitRefusals int64 // connections refused by MaxIMAPConnsPerUser
-	IMAPLogins        int64 // LOGIN attempts by clients, accepted or refused
 	SMTPMessages      int64 // messages accepted over SMTP (one per transaction)
 	SMTPRecipients    int64 // recipients of those messages
+	// IMAPLogins counts LOGIN attempts on client connections, refused ones
+	// included (what a provider counts toward locking an account).
+	IMAPLogins int64
+	// SMTPAuths counts SMTP AUTH attempts, refused ones included.
+	SMTPAuths int64
 }
 
 // ErrUnknownUser is returned by Deliver and Messages for a user not in Options.Users.
@@ -171,8 +175,8 @@ type Server struct {
 	stats struct {
 		imapCommands, imapBytesIn, imapBytesOut atomic.Int64
 		imapLimitRefusals                       atomic.Int64
-		imapLogins                              atomic.Int64
 		smtpMessages, smtpRecipients            atomic.Int64
+		imapLogins, smtpAuths                   atomic.Int64
 	}
 
 	mu        sync.Mutex
@@ -415,9 +419,10 @@ func (s *Server) Stats() Stats {
 		IMAPConnsMax:      max,
 		IMAPLoggedInMax:   loggedMax,
 		IMAPLimitRefusals: s.stats.imapLimitRefusals.Load(),
-		IMAPLogins:        s.stats.imapLogins.Load(),
 		SMTPMessages:      s.stats.smtpMessages.Load(),
 		SMTPRecipients:    s.stats.smtpRecipients.Load(),
+		IMAPLogins:        s.stats.imapLogins.Load(),
+		SMTPAuths:         s.stats.smtpAuths.Load(),
 	}
 }
 
@@ -429,9 +434,10 @@ func (s *Server) ResetStats() {
 	s.stats.imapBytesIn.Store(0)
 	s.stats.imapBytesOut.Store(0)
 	s.stats.imapLimitRefusals.Store(0)
-	s.stats.imapLogins.Store(0)
 	s.stats.smtpMessages.Store(0)
 	s.stats.smtpRecipients.Store(0)
+	s.stats.imapLogins.Store(0)
+	s.stats.smtpAuths.Store(0)
 	s.mu.Lock()
 	s.connsMax = int64(len(s.imapConns))
 	s.loggedMax = s.loggedIn

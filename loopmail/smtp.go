@@ -122,6 +122,7 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *smtpSession) authenticate(username, password string) error {
+	ss.s.stats.smtpAuths.Add(1)
 	acc := ss.s.checkPassword(username, password)
 	if acc == nil {
 		return smtp.ErrAuthFailed

@@ -7,7 +7,10 @@
 // carries the text of Options.Encode (a sealed or legacy codec message) as a
 // text/plain body under a neutral subject, and goes to every address of
 // Options.To in one transaction of the [Mailer] (an [SMTPMailer], built on
-// go-mail).
+// go-mail). A recipient the server refuses does not stop the others: the
+// message goes to every recipient that accepted, the refused ones are shown
+// in Status.Recipients and sent the newest message again on their own
+// schedule (see [RecipientError]).
 //
 // The caller (main) builds the parts that touch the outside and hands them
 // in: the Mailer, the [Store] (a [FileStore]) and, for retention, the
@@ -21,9 +24,19 @@
 // above every number reserved so far, and each adopts the other's newer
 // sent record. Failed sends retry with capped exponential
 // backoff and jitter, always with the newest known address; a permanent
-// refusal by the mail server ([ErrRejected], e.g. 535 authentication failed)
-// is reported in [Status] and not retried until the address changes, the
-// user asks with PublishNow, or a heartbeat interval has passed.
+// refusal by the mail server ([ErrRejected], e.g. 554 message refused) is
+// reported in [Status] and not retried until the address changes, the user
+// asks with PublishNow, or a heartbeat interval has passed. A refused
+// password ([ErrAuthRefused]: SMTP 535/534/530, IMAP AUTHENTICATIONFAILED)
+// is shown as Status.PasswordRefused and the login is retried after waits
+// growing from 5 minutes to 4 hours, which nothing but PublishNow, a
+// success or a new Publisher shortens, so a wrong password does not get the
+// account locked.
+//
+// At each check the loop also reads the state file: a newer message sent by
+// another process (`ipsync publish --once --ip X` beside the service) is
+// adopted, and if the address the check finds differs, it is published at
+// once with a higher sequence number.
 //
 // A check that finds no address for a family (IPv4 or IPv6) the current
 // address has keeps the last known one for that family until it has been
@@ -32,7 +45,11 @@
 //
 // With Options.Pruner set, the publisher deletes its own older messages
 // from the mailbox over IMAP after each successful send, keeping the newest
-// ones; it never touches other mail.
+// ones by sequence number; it counts and deletes only messages it proves
+// its own by their signature (RetentionOptions.Open), never other mail. The
+// same session recognises delivery-status reports (bounces) that refer to
+// the Message-IDs the server sent (kept in the state as Record.SentIDs),
+// shows the failing recipient in Status.Recipients and deletes the report.
 //
 // The pause switch (SetPaused) applies at once and is saved in the
 // background, so the tray's event goroutine never waits for the state file.

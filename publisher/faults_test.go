@@ -226,9 +226,13 @@ func TestFaultAuthFailureBacksOff(t *testing.T) {
 	if !errors.Is(st.LastError, ErrRejected) {
 		t.Errorf("Status().LastError = %v, want ErrRejected", st.LastError)
 	}
-	// The next try waits a heartbeat interval, not the 1ms retry minimum.
-	if wait := time.Until(st.NextRetry); wait < DefaultHeartbeatEvery-time.Minute {
-		t.Errorf("next retry in %v, want about %v", wait, DefaultHeartbeatEvery)
+	// The next try waits the login backoff (minutes, growing to hours),
+	// not the 1ms retry minimum.
+	if wait := time.Until(st.NextRetry); wait < authRetryMin-time.Minute || wait > authRetryMin*5/4 {
+		t.Errorf("next retry in %v, want about %v", wait, authRetryMin)
+	}
+	if !st.PasswordRefused || st.PasswordRefusedBy != "smtp" || !st.NextLogin.Equal(st.NextRetry) {
+		t.Errorf("Status() = %+v, want password refused by smtp", st)
 	}
 	if n := attempts.Load(); n != 1 {
 		t.Errorf("attempts = %d, want 1", n)

@@ -2,14 +2,20 @@ package publisher
 
 import (
 	"errors"
+	"strings"
+	"time"
 
 	"ipsync/health"
 )
 
 // Health is what the tray shows for s. Its states mean, for the server:
-// Error, mail cannot be sent; Unreachable, the address sources fail or
-// disagree; Stale, the current address waits for delivery; Unknown, no
-// address known yet; Current, the current address is published.
+// AuthRefused, the SMTP server refused the password (announced once, with
+// the setting to fix); Error, mail cannot be sent; Unreachable, the address sources fail or disagree; Stale,
+// the current address waits for delivery; Unknown, no address known yet;
+// Current, the current address is published. Problems that do not stop
+// publishing are shown in Err in any state: a password refused for
+// retention (ErrKind "password") or recipients that did not get the
+// message (ErrKind "recipient", one RecipientProblem.String each).
 func (s Status) Health() health.Status {
 	h := health.Status{
 		State:         health.Current,
@@ -22,6 +28,9 @@ func (s Status) Health() health.Status {
 		Paused:        s.Paused,
 	}
 	switch {
+	case s.PasswordRefused && s.PasswordRefusedBy == "smtp":
+		h.State = health.AuthRefused
+		h.Err, h.ErrKind = passwordRefused("sending", s.LastError, s.NextLogin), "password"
 	case s.LastError != nil && s.LastErrorSending:
 		h.State = health.Error
 		h.Err, h.ErrKind = s.LastError.Error(), "send"
@@ -36,5 +45,30 @@ func (s Status) Health() health.Status {
 	case s.Pending || s.Addrs != s.SentAddrs:
 		h.State = health.Stale
 	}
+	// Problems that do not stop publishing, shown when nothing worse is.
+	switch {
+	case h.Err != "":
+	case s.PasswordRefused && s.PasswordRefusedBy == "imap":
+		h.Err, h.ErrKind = passwordRefused("mailbox retention", s.RetentionError, s.NextLogin), "password"
+	case len(s.Recipients) > 0:
+		lines := make([]string, len(s.Recipients))
+		for i, r := range s.Recipients {
+			lines[i] = r.String()
+		}
+		h.Err, h.ErrKind = strings.Join(lines, "; "), "recipient"
+	}
 	return h
+}
+
+// passwordRefused is the user's message for a refused login: what it
+// stops, the server's reply, what to fix and when ipsync tries again.
+func passwordRefused(what string, err error, next time.Time) string {
+	msg := "password refused for " + what + ": check mail.password (Gmail, Yahoo, iCloud and Outlook need an app password)"
+	if err != nil {
+		msg += " — " + err.Error()
+	}
+	if !next.IsZero() {
+		msg += "; next try " + next.Format("15:04") + " (or Publish now)"
+	}
+	return msg
 }

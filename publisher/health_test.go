@@ -15,6 +15,7 @@ func TestStatusHealth(t *testing.T) {
 	a := Addrs{IPv4: netip.MustParseAddr("8.8.4.4")}
 	b := Addrs{IPv4: netip.MustParseAddr("8.8.8.8")}
 	rejected := fmt.Errorf("send: %w", ErrRejected)
+	authErr := fmt.Errorf("send mail: %w (%w): 535 5.7.8 authentication failed", ErrAuthRefused, ErrRejected)
 	tests := []struct {
 		name    string
 		in      Status
@@ -30,6 +31,17 @@ func TestStatusHealth(t *testing.T) {
 		{"send failing after the address came back", Status{Addrs: a, SentAddrs: a, LastError: errors.New("smtp down"), LastErrorSending: true}, health.Error, "smtp down", "send"},
 		{"rejected", Status{Addrs: a, SentAddrs: a, LastError: rejected, LastErrorSending: true}, health.Error, rejected.Error(), "rejected"},
 		{"sources failing", Status{Addrs: a, SentAddrs: a, LastError: errors.New("no agreed public address")}, health.Unreachable, "no agreed public address", "sources"},
+		{"password refused for sending", Status{Addrs: a, SentAddrs: a, Pending: true, LastError: authErr, LastErrorSending: true,
+			PasswordRefused: true, PasswordRefusedBy: "smtp", NextLogin: time.Date(2026, 1, 1, 10, 42, 0, 0, time.UTC)},
+			health.AuthRefused, "password refused for sending: check mail.password (Gmail, Yahoo, iCloud and Outlook need an app password) — " +
+				authErr.Error() + "; next try 10:42 (or Publish now)", "password"},
+		{"password refused for retention only", Status{Addrs: a, SentAddrs: a, RetentionError: authErr,
+			PasswordRefused: true, PasswordRefusedBy: "imap"},
+			health.Current, "password refused for mailbox retention: check mail.password (Gmail, Yahoo, iCloud and Outlook need an app password) — " +
+				authErr.Error(), "password"},
+		{"a recipient refused", Status{Addrs: a, SentAddrs: a, Recipients: []RecipientProblem{{Addr: "pc3@example.com", Kind: ProblemRefused,
+			Reply: "550 5.1.1 No such user", Since: time.Date(2026, 1, 1, 10, 42, 0, 0, time.UTC)}}},
+			health.Current, "pc3@example.com: refused 550 5.1.1 No such user since 10:42", "recipient"},
 		{"sources failing before any address", Status{LastError: errors.New("no agreed public address")}, health.Unreachable, "no agreed public address", "sources"},
 	}
 	for _, tt := range tests {

@@ -30,13 +30,35 @@ type Finder interface {
 	Find(ctx context.Context) (Addrs, error)
 }
 
-// Pruner deletes a server's older messages from the mailbox. [IMAPPruner]
-// implements it.
+// Pruner deletes a server's older messages from the mailbox and finds the
+// bounces of the messages it sent. [IMAPPruner] implements it.
 type Pruner interface {
-	// Prune deletes the older messages whose [NameHeader] is name and whose
-	// subject is subject, both exactly, keeping the newest ones, and
-	// returns how many it deleted. It touches no other mail.
-	Prune(ctx context.Context, name, subject string) (deleted int, err error)
+	// Prune deletes the older messages of this server — those whose
+	// [NameHeader] is req.Name and whose subject is req.Subject, both
+	// exactly, and that it proves its own by their signature — keeping
+	// the newest ones by sequence number. It also looks for
+	// delivery-status reports (bounces) about the messages of req.Sent,
+	// returns them and deletes those reports. It touches no other mail.
+	Prune(ctx context.Context, req PruneRequest) (PruneResult, error)
+}
+
+// PruneRequest is what one retention session works on.
+type PruneRequest struct {
+	// Name and Subject are the server's name and subject.
+	Name, Subject string
+	// Sent are the messages sent recently; a delivery-status report is
+	// recognised only when it refers to one of their Message-IDs.
+	Sent []SentID
+}
+
+// PruneResult is what one retention session did and found.
+type PruneResult struct {
+	// Deleted is how many of the server's own messages were deleted.
+	Deleted int
+	// Reports is how many delivery-status reports about them were deleted.
+	Reports int
+	// Bounces are the failed deliveries those reports describe.
+	Bounces []Bounce
 }
 
 // Options configures a Publisher. The zero value of each field means its
@@ -52,7 +74,8 @@ type Options struct {
 	// Required.
 	From string
 	// To are the recipients, all reached in one SMTP transaction without
-	// seeing each other; nil means From alone.
+	// seeing each other; nil means From alone. A refused recipient does
+	// not stop the others (see Status.Recipients).
 	To []string
 	// Mailer sends each message, e.g. an [SMTPMailer]. Required.
 	Mailer Mailer

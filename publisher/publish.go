@@ -57,6 +57,10 @@ type Sent struct {
 	Addrs    Addrs
 	Seq      uint64
 	IssuedAt time.Time
+	// To are the recipients the server accepted; Refused the ones it
+	// refused (the message went to the others).
+	To      []string
+	Refused []Refusal
 }
 
 // RunOnce checks the address and publishes it now, once, ignoring the
@@ -163,14 +167,26 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 		return Sent{}, p.sendFailed(fmt.Errorf("encode message %d: %w", seq, err))
 	}
 	msg := Message{
-		From:    p.opts.From,
-		To:      p.opts.To,
-		Subject: p.opts.Subject,
-		Name:    p.opts.Name,
-		Body:    body,
-		Date:    issued,
+		From:      p.opts.From,
+		To:        p.opts.To,
+		Subject:   p.opts.Subject,
+		Name:      p.opts.Name,
+		Body:      body,
+		Date:      issued,
+		MessageID: newMessageID(p.opts.From),
 	}
-	if err := p.opts.Mailer.Send(ctx, msg); err != nil {
+	// A refused recipient does not fail the message: it went to the
+	// others (see RecipientError), and the refused ones are retried on
+	// their own.
+	err = p.opts.Mailer.Send(ctx, msg)
+	var rerr *RecipientError
+	if errors.As(err, &rerr) && len(rerr.Delivered) == 0 {
+		p.mu.Lock()
+		p.recipientsSentLocked(msg, rerr, p.now())
+		p.mu.Unlock()
+		rerr = nil
+	}
+	if err != nil && rerr == nil {
 		return Sent{}, p.sendFailed(fmt.Errorf("publish message %d: %w", seq, err))
 	}
 
@@ -180,16 +196,23 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 		p.rec.SentAt = issued
 		p.rec.IPv4, p.rec.IPv6 = addrs.IPv4, addrs.IPv6
 	}
+	p.last = &resendable{seq: seq, msg: msg}
+	p.recipientsSentLocked(msg, rerr, p.now())
+	p.recordSentIDLocked(msg, issued)
 	p.sendErr = nil
 	p.mu.Unlock()
-	p.log.Info("published", "addrs", addrs.String(), "seq", seq, "recipients", len(p.opts.To))
+	out := Sent{Addrs: addrs, Seq: seq, IssuedAt: issued, To: msg.To}
+	if rerr != nil {
+		out.To, out.Refused = rerr.Delivered, rerr.Refused
+	}
+	p.log.Info("published", "addrs", addrs.String(), "seq", seq, "recipients", len(out.To), "refused", len(out.Refused))
 	// Record it even if ctx has just ended (shutdown right after sending).
 	if err := p.save(context.WithoutCancel(ctx), nil); err != nil {
 		// The message went out; only its record is late. The next save
 		// carries it, and meanwhile the reserved number protects reuse.
 		p.log.Warn("could not record the sent message in the state file", "seq", seq, "err", err)
 	}
-	return Sent{Addrs: addrs, Seq: seq, IssuedAt: issued}, nil
+	return out, nil
 }
 
 // sendFailed records err as the outstanding send error and returns it.

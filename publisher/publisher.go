@@ -45,8 +45,13 @@ type Publisher struct {
 	checkAt     time.Time
 	sendErr     error
 	sendAt      time.Time
-	notifying   bool   // a goroutine is handing snapshots to OnStatus
-	reported    Status // last snapshot handed to OnStatus
+	authUntil   time.Time             // the loop's next SMTP login after a refused password
+	pruneErr    error                 // the last retention failure
+	pruneAuth   authBackoff           // retention logins after a refused password
+	rcpts       map[string]*rcptState // failing recipients, by address
+	last        *resendable           // the last message this process sent
+	notifying   bool                  // a goroutine is handing snapshots to OnStatus
+	reported    Status                // last snapshot handed to OnStatus
 }
 
 // New validates opts, applies defaults and loads the saved state from

@@ -2,12 +2,13 @@ package publisher
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"mime"
-	"net/mail"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +16,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
 
+	"ipsync/codec"
 	"ipsync/mailconn"
 )
 
@@ -44,8 +48,8 @@ func (p *Publisher) startPrune(ctx context.Context, wg *sync.WaitGroup) {
 	})
 }
 
-// prune runs retention if configured and logs a failure; failures never
-// reach the publishing path.
+// prune runs retention if configured, records the bounces it found and
+// logs a failure; failures never reach the publishing path.
 func (p *Publisher) prune(ctx context.Context) {
 	if p.opts.Pruner == nil {
 		return
@@ -55,14 +59,44 @@ func (p *Publisher) prune(ctx context.Context) {
 	}
 }
 
-// Prune has Options.Pruner delete this server's older messages (those with
-// its name and subject) and returns how many it deleted, or
-// ErrRetentionOff without a Pruner. It blocks for one retention session.
+// Prune has Options.Pruner delete this server's older messages (those it
+// proves its own) and the bounce reports about its messages, records the
+// bounces as recipient problems (Status.Recipients), and returns how many
+// of its own messages it deleted, or ErrRetentionOff without a Pruner. It
+// blocks for one retention session.
 func (p *Publisher) Prune(ctx context.Context) (int, error) {
 	if p.opts.Pruner == nil {
 		return 0, ErrRetentionOff
 	}
-	return p.opts.Pruner.Prune(ctx, p.opts.Name, p.opts.Subject)
+	p.mu.Lock()
+	if p.pruneAuth.blocked(p.now()) {
+		err := fmt.Errorf("not logging in again before %s: %w", p.pruneAuth.until.Format(time.RFC3339), p.pruneErr)
+		p.mu.Unlock()
+		return 0, err
+	}
+	sent := slices.Clone(p.rec.SentIDs)
+	p.mu.Unlock()
+	res, err := p.opts.Pruner.Prune(ctx, PruneRequest{Name: p.opts.Name, Subject: p.opts.Subject, Sent: sent})
+	if err != nil && ctx.Err() != nil {
+		return 0, err // shutting down: not a failure worth showing
+	}
+	p.mu.Lock()
+	p.pruneErr = err
+	switch {
+	case err == nil:
+		p.pruneAuth.reset()
+	case errors.Is(err, ErrAuthRefused):
+		until := p.pruneAuth.refused(p.now(), 0)
+		p.log.Error("imap server refused the password for mailbox retention; not logging in again before retry_at",
+			"retry_at", until, "err", err)
+	}
+	p.mu.Unlock()
+	if err == nil {
+		p.bounced(res.Bounces, sent)
+	} else {
+		p.changed()
+	}
+	return res.Deleted, err
 }
 
 // RetentionOptions configures an [IMAPPruner]. The zero value of each field
@@ -76,10 +110,18 @@ type RetentionOptions struct {
 	Password string
 	// Mailbox holds the published messages; "" means INBOX.
 	Mailbox string
-	// KeepMessages is how many of the server's newest messages to keep;
-	// 0 means DefaultKeepMessages. To turn retention off, hand the
-	// publisher no Pruner.
+	// KeepMessages is how many of the server's newest messages (by
+	// sequence number) to keep; 0 means DefaultKeepMessages. To turn
+	// retention off, hand the publisher no Pruner.
 	KeepMessages int
+	// Open proves a message body the server's own: it opens and verifies
+	// it with the server's key (codec.Open with the server key's
+	// ClientKey: the server can open what it sealed) and returns the
+	// payload. Retention deletes only messages Open accepts with this
+	// server's name, and counts only those toward KeepMessages; anyone can
+	// copy the subject and name header, no one else can sign. Required:
+	// the legacy format has no signature, so it gets no retention.
+	Open func(body string) (codec.Payload, error)
 	// Timeout bounds one retention session; 0 means DefaultRetentionTimeout.
 	Timeout time.Duration
 	// Logger receives what each session deleted, warnings and debug
@@ -92,6 +134,18 @@ type RetentionOptions struct {
 // concurrent sessions are pointless.
 type IMAPPruner struct {
 	opts RetentionOptions // defaults applied
+
+	mu    sync.Mutex // guards known
+	known verdicts   // what earlier sessions proved, so nothing is downloaded twice
+}
+
+// verdicts are the proofs of earlier sessions: by UID, the sequence number
+// of a message proven the server's own, or 0 for one that is not. They
+// hold for one mailbox state (UIDVALIDITY) and one name and subject.
+type verdicts struct {
+	validity      uint32
+	name, subject string
+	seq           map[imap.UID]uint64
 }
 
 var _ Pruner = (*IMAPPruner)(nil)
@@ -112,6 +166,9 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 	}
 	if o.Username == "" {
 		return o, errors.New("retention imap username is empty")
+	}
+	if o.Open == nil {
+		return o, errors.New("retention has no way to verify its own messages (it needs the sealed format's server key)")
 	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
@@ -135,35 +192,40 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 }
 
 // Prune deletes the server's older messages from the mailbox, keeping the
-// newest RetentionOptions.KeepMessages, and returns how many it deleted. A
-// message is the server's only if its NameHeader equals name and its
-// subject equals subject, both exactly; no other mail is touched. Deletion
-// uses UID EXPUNGE where the server supports it (UIDPLUS); otherwise plain
-// EXPUNGE, but only when no other message in the mailbox is marked
-// \Deleted (else the messages stay marked and the next session retries).
-// It blocks for one IMAP session, bounded by ctx and
+// newest RetentionOptions.KeepMessages by sequence number, and returns how
+// many it deleted. A message is the server's only if its subject and
+// NameHeader equal subject and name exactly, it is at most maxOwnSize
+// bytes, and its body opens with RetentionOptions.Open, signed by this
+// server, with this name; no other mail is touched or counted, so forged
+// copies of the headers can neither be deleted nor push a genuine message
+// out. Of several copies of one sequence number (a replay) one is kept.
+// Deletion uses UID EXPUNGE where the server supports it (UIDPLUS);
+// otherwise plain EXPUNGE, but only when no other message in the mailbox is
+// marked \Deleted (else the messages stay marked and the next session
+// retries). It blocks for one IMAP session, bounded by ctx and
 // RetentionOptions.Timeout.
-func (r *IMAPPruner) Prune(ctx context.Context, name, subject string) (int, error) {
+func (r *IMAPPruner) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.Timeout, errRetentionTimeout)
 	defer cancel()
-	n, err := r.session(ctx, name, subject)
+	res, err := r.session(ctx, req)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
 	}
 	if err != nil {
-		return n, fmt.Errorf("mailbox retention on %s: %w", r.opts.IMAP.Addr(), err)
+		return res, fmt.Errorf("mailbox retention on %s: %w", r.opts.IMAP.Addr(), err)
 	}
-	if n > 0 {
-		r.opts.Logger.Info("deleted old ipsync messages", "count", n, "mailbox", r.opts.Mailbox)
+	if res.Deleted > 0 || res.Reports > 0 {
+		r.opts.Logger.Info("deleted old ipsync messages", "count", res.Deleted,
+			"bounce_reports", res.Reports, "mailbox", r.opts.Mailbox)
 	}
-	return n, nil
+	return res, nil
 }
 
-func (r *IMAPPruner) session(ctx context.Context, name, subject string) (int, error) {
+func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	o := r.opts
 	c, err := mailconn.DialIMAP(ctx, o.IMAP, nil)
 	if err != nil {
-		return 0, err
+		return PruneResult{}, err
 	}
 	defer c.Close()
 	// go-imap has no ctx: closing the connection unblocks any command.
@@ -171,25 +233,81 @@ func (r *IMAPPruner) session(ctx context.Context, name, subject string) (int, er
 	defer stop()
 
 	if err := c.Login(o.Username, o.Password).Wait(); err != nil {
-		return 0, fmt.Errorf("log in as %s: %w", o.Username, err)
+		if isIMAPAuthRefusal(err) {
+			return PruneResult{}, fmt.Errorf("log in as %s: %w (%w): %w", o.Username, ErrAuthRefused, ErrRejected, err)
+		}
+		return PruneResult{}, fmt.Errorf("log in as %s: %w", o.Username, err)
 	}
-	if _, err := c.Select(o.Mailbox, nil).Wait(); err != nil {
-		return 0, fmt.Errorf("select mailbox %q: %w", o.Mailbox, err)
-	}
-	n, err := r.pruneMailbox(c, name, subject)
+	sel, err := c.Select(o.Mailbox, nil).Wait()
 	if err != nil {
-		return n, err
+		return PruneResult{}, fmt.Errorf("select mailbox %q: %w", o.Mailbox, err)
+	}
+	r.mu.Lock()
+	k := r.known
+	r.mu.Unlock()
+	if k.validity != sel.UIDValidity || k.name != req.Name || k.subject != req.Subject || k.seq == nil {
+		k = verdicts{validity: sel.UIDValidity, name: req.Name, subject: req.Subject, seq: map[imap.UID]uint64{}}
+	}
+	res, err := r.pruneMailbox(c, req, k.seq)
+	r.mu.Lock()
+	r.known = k
+	r.mu.Unlock()
+	if err != nil {
+		return res, err
 	}
 	if err := c.Logout().Wait(); err != nil {
 		o.Logger.Debug("imap logout failed", "err", err)
 	}
-	return n, nil
+	return res, nil
 }
 
-func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (int, error) {
+// isIMAPAuthRefusal reports whether err is a LOGIN refused for its
+// credentials: a NO with an RFC 5530 code that says so, or a bare NO (what
+// servers without response codes answer to a wrong password).
+func isIMAPAuthRefusal(err error) bool {
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		return false
+	}
+	switch ie.Code {
+	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
+		imap.ResponseCodeExpired, imap.ResponseCodePrivacyRequired, "":
+		return true
+	}
+	return false
+}
+
+func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest, known map[imap.UID]uint64) (PruneResult, error) {
+	var res PruneResult
+	bounces, reports, err := r.bounces(c, req.Sent)
+	if err != nil {
+		// Retention of the server's own messages goes on without them.
+		r.opts.Logger.Warn("could not look for bounce reports", "err", err)
+	}
+	res.Bounces = bounces
+	doomed, err := r.doomedOwn(c, req.Name, req.Subject, known)
+	if err != nil {
+		return res, err
+	}
+	all := slices.Concat(doomed, reports)
+	if len(all) == 0 {
+		return res, nil
+	}
+	n, err := r.expunge(c, all)
+	if err != nil || n == 0 {
+		return res, err
+	}
+	res.Deleted, res.Reports = len(doomed), len(reports)
+	return res, nil
+}
+
+// doomedOwn returns the UIDs of the server's own messages that retention
+// deletes: proven its own and older than the newest KeepMessages.
+func (r *IMAPPruner) doomedOwn(c *imapclient.Client, name, subject string, known map[imap.UID]uint64) ([]imap.UID, error) {
 	keep := r.opts.KeepMessages
-	// SEARCH HEADER matches substrings, so the candidates are checked
-	// exactly below before anything is deleted.
+	// SEARCH HEADER matches substrings, and anyone can write these
+	// headers: the candidates are proven below before anything is
+	// counted or deleted.
 	found, err := c.UIDSearch(&imap.SearchCriteria{
 		Header: []imap.SearchCriteriaHeaderField{
 			{Key: NameHeader, Value: name},
@@ -198,22 +316,27 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (i
 		NotFlag: []imap.Flag{imap.FlagDeleted},
 	}, nil).Wait()
 	if err != nil {
-		return 0, fmt.Errorf("search own messages: %w", err)
+		return nil, fmt.Errorf("search own messages: %w", err)
 	}
 	candidates := found.AllUIDs()
 	if len(candidates) <= keep {
-		return 0, nil
+		return nil, nil
 	}
-	ours, err := exactlyOurs(c, candidates, name, subject)
+	ours, err := r.provenOurs(c, candidates, name, subject, known)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if len(ours) <= keep {
-		return 0, nil
+	doomed := doomedOf(ours, keep)
+	for _, uid := range doomed {
+		delete(known, uid)
 	}
-	// UIDs grow with arrival, so the lowest are the oldest.
-	slices.Sort(ours)
-	doomed := ours[:len(ours)-keep]
+	return doomed, nil
+}
+
+// expunge deletes the messages doomed and returns how many it deleted: 0
+// when they stay marked \Deleted because the server lacks UIDPLUS and
+// other messages are marked too.
+func (r *IMAPPruner) expunge(c *imapclient.Client, doomed []imap.UID) (int, error) {
 	set := imap.UIDSetNum(doomed...)
 	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
 	if err := c.Store(set, store, nil).Close(); err != nil {
@@ -245,37 +368,149 @@ func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, name, subject string) (i
 	return len(doomed), nil
 }
 
-// exactlyOurs fetches the subject and name headers of uids and returns those
-// whose values equal subject and name exactly.
-func exactlyOurs(c *imapclient.Client, uids []imap.UID, name, subject string) ([]imap.UID, error) {
-	section := &imap.FetchItemBodySection{
-		Specifier:    imap.PartSpecifierHeader,
-		HeaderFields: []string{"Subject", NameHeader},
-		Peek:         true,
+// Bounds of one retention session's proof work.
+const (
+	// maxOwnSize: a sealed message is about 1 KiB; anything larger is not
+	// one of ours and is not downloaded.
+	maxOwnSize = 8 << 10
+	// maxExamined: at most this many candidates (the newest by UID) are
+	// downloaded per session, so a flood of forged headers costs bounded
+	// work. Deleting only among them is still safe: anything deleted is
+	// below KeepMessages genuine messages that are kept.
+	maxExamined = 2000
+	// fetchBatch: candidates fetched per FETCH command.
+	fetchBatch = 200
+)
+
+// owned is a message proven to be the server's own.
+type owned struct {
+	uid imap.UID
+	seq uint64
+}
+
+// provenOurs downloads the candidates (newest first, at most maxExamined,
+// none larger than maxOwnSize) and returns those that are exactly ours: the
+// subject and name header equal, and the body opens with Options.Open as a
+// payload of this name. known holds the verdicts of earlier sessions by
+// UID (0: not ours); they are reused, the new ones added, and those of
+// messages that are gone dropped, so each message is downloaded once.
+func (r *IMAPPruner) provenOurs(c *imapclient.Client, uids []imap.UID, name, subject string, known map[imap.UID]uint64) ([]owned, error) {
+	slices.Sort(uids)
+	slices.Reverse(uids)
+	uids = uids[:min(len(uids), maxExamined)]
+	var ours []owned
+	var unproven int
+	var fresh []imap.UID
+	for _, uid := range uids {
+		seq, ok := known[uid]
+		switch {
+		case !ok:
+			fresh = append(fresh, uid)
+		case seq == 0:
+			unproven++
+		default:
+			ours = append(ours, owned{uid: uid, seq: seq})
+		}
 	}
-	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
-		UID:         true,
-		BodySection: []*imap.FetchItemBodySection{section},
-	}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("fetch headers of %d candidate messages: %w", len(uids), err)
+	current := make(map[imap.UID]bool, len(uids))
+	for _, uid := range uids {
+		current[uid] = true
 	}
-	var dec mime.WordDecoder
-	var ours []imap.UID
-	for _, m := range msgs {
-		raw := m.FindBodySection(section)
-		msg, err := mail.ReadMessage(bytes.NewReader(append(raw, "\r\n"...)))
+	maps.DeleteFunc(known, func(uid imap.UID, _ uint64) bool { return !current[uid] })
+	if len(fresh) > 0 {
+		sizes, err := c.Fetch(imap.UIDSetNum(fresh...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("fetch sizes of %d candidate messages: %w", len(fresh), err)
 		}
-		gotSubject, err1 := dec.DecodeHeader(msg.Header.Get("Subject"))
-		gotName, err2 := dec.DecodeHeader(msg.Header.Get(NameHeader))
-		if err1 != nil || err2 != nil {
-			continue
+		var small []imap.UID
+		for _, m := range sizes {
+			if m.UID != 0 && m.RFC822Size > 0 && m.RFC822Size <= maxOwnSize {
+				small = append(small, m.UID)
+			} else if m.UID != 0 {
+				known[m.UID] = 0
+				unproven++
+			}
 		}
-		if strings.TrimSpace(gotSubject) == subject && strings.TrimSpace(gotName) == name && m.UID != 0 {
-			ours = append(ours, m.UID)
+		section := &imap.FetchItemBodySection{Peek: true}
+		for batch := range slices.Chunk(small, fetchBatch) {
+			msgs, err := c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
+				UID:         true,
+				BodySection: []*imap.FetchItemBodySection{section},
+			}).Collect()
+			if err != nil {
+				return nil, fmt.Errorf("fetch %d candidate messages: %w", len(batch), err)
+			}
+			for _, m := range msgs {
+				seq, ok := r.proveOwn(m.FindBodySection(section), name, subject)
+				if !ok {
+					known[m.UID] = 0
+					unproven++
+					continue
+				}
+				known[m.UID] = seq
+				ours = append(ours, owned{uid: m.UID, seq: seq})
+			}
 		}
+	}
+	if unproven > 0 {
+		r.opts.Logger.Info("mailbox holds messages with this server's subject and name that it did not sign; "+
+			"retention leaves them alone", "unproven", unproven, "mailbox", r.opts.Mailbox)
 	}
 	return ours, nil
+}
+
+// proveOwn reports whether raw is one of the server's messages, and its
+// sequence number.
+func (r *IMAPPruner) proveOwn(raw []byte, name, subject string) (uint64, bool) {
+	e, err := message.Read(bytes.NewReader(raw))
+	if err != nil {
+		return 0, false
+	}
+	h := mail.Header{Header: e.Header}
+	gotSubject, err1 := h.Subject()
+	gotName, err2 := h.Text(NameHeader)
+	if err1 != nil || err2 != nil || strings.TrimSpace(gotSubject) != subject || strings.TrimSpace(gotName) != name {
+		return 0, false
+	}
+	if ct := e.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := e.Header.ContentType(); err != nil || mt != "text/plain" {
+			return 0, false
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(e.Body, maxOwnSize))
+	if err != nil {
+		return 0, false
+	}
+	p, err := r.opts.Open(string(body))
+	if err != nil || p.Name != name {
+		return 0, false
+	}
+	return p.Seq, true
+}
+
+// doomedOf returns the UIDs retention deletes from ours: all but the keep
+// highest sequence numbers, and every extra copy of those (the lowest UID
+// of each is kept).
+func doomedOf(ours []owned, keep int) []imap.UID {
+	slices.SortFunc(ours, func(a, b owned) int {
+		if c := cmp.Compare(b.seq, a.seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.uid, b.uid)
+	})
+	var doomed []imap.UID
+	kept := 0
+	for i, m := range ours {
+		if i > 0 && ours[i-1].seq == m.seq { // a copy of the one before
+			doomed = append(doomed, m.uid)
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		doomed = append(doomed, m.uid)
+	}
+	slices.Sort(doomed)
+	return doomed
 }

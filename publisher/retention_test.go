@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +18,29 @@ import (
 	"ipsync/mailconn"
 )
 
-// rawIpsync renders a message as the publisher would send it.
+// rawIpsync renders a message as the publisher would send it, with a body
+// no key opens.
 func rawIpsync(t *testing.T, id, subject, name string) []byte {
 	t.Helper()
+	return rawWithBody(t, id, subject, name, "body "+id)
+}
+
+// rawSealed renders a genuine message of server name with sequence seq,
+// sealed with key.
+func rawSealed(t *testing.T, key codec.ServerKey, id, name string, seq uint64) []byte {
+	t.Helper()
+	body, err := codec.Seal(codec.Payload{Name: name, IPv4: addrA.IPv4, Seq: seq, IssuedAt: time.Unix(int64(1e9+seq), 0).UTC()}, key, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rawWithBody(t, id, "ipsync "+name, name, body)
+}
+
+// rawWithBody renders a message as the publisher would send it.
+func rawWithBody(t *testing.T, id, subject, name, body string) []byte {
+	t.Helper()
 	msg, err := buildMsg(Message{From: alice, To: []string{alice}, Subject: subject, Name: name,
-		Body: "body " + id, MessageID: id})
+		Body: body, MessageID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +92,15 @@ func TestRetentionKeepsNewestOwnMessages(t *testing.T) {
 			}
 		}
 	})
+	key, err := codec.GenerateServerKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var own []string
 	for i := 1; i <= 60; i++ {
 		id := fmt.Sprintf("own-%02d@example.test", i)
 		own = append(own, id)
-		if err := srv.Deliver(alice, rawIpsync(t, id, "ipsync srv1", "srv1")); err != nil {
+		if err := srv.Deliver(alice, rawSealed(t, key, id, "srv1", uint64(i))); err != nil {
 			t.Fatal(err)
 		}
 		if i%12 == 0 { // foreign mail in between, old and new
@@ -88,21 +111,19 @@ func TestRetentionKeepsNewestOwnMessages(t *testing.T) {
 		}
 	}
 
-	key, err := codec.GenerateServerKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p, err := New(Options{
-		Name:   "srv1",
-		From:   alice,
-		Mailer: newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit), alice, password),
-		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
-		Finder: staticFinder{addrA},
-		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+		Name:     "srv1",
+		From:     alice,
+		Mailer:   newMailer(t, endpointOf(t, srv, srv.SMTPAddr(), mailconn.TLSImplicit), alice, password),
+		Encode:   func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
+		Finder:   staticFinder{addrA},
+		Store:    FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+		SeqFloor: func(time.Time) uint64 { return 61 },
 		Pruner: newPruner(t, RetentionOptions{
 			IMAP:     endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
 			Username: alice,
 			Password: password,
+			Open:     opener(key),
 		}),
 	})
 	if err != nil {
@@ -164,7 +185,7 @@ func TestRetentionFailureDoesNotBlockPublishing(t *testing.T) {
 		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
 		Finder: staticFinder{addrA},
 		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
-		Pruner: newPruner(t, RetentionOptions{IMAP: imap, Username: alice, Password: "wrong", Timeout: 5 * time.Second}),
+		Pruner: newPruner(t, RetentionOptions{IMAP: imap, Username: alice, Password: "wrong", Timeout: 5 * time.Second, Open: opener(key)}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,4 +215,91 @@ func newPruner(t *testing.T, o RetentionOptions) *IMAPPruner {
 		t.Fatalf("NewIMAPPruner() = %v", err)
 	}
 	return r
+}
+
+// opener is RetentionOptions.Open for key.
+func opener(key codec.ServerKey) func(string) (codec.Payload, error) {
+	own := key.ClientKey()
+	return func(body string) (codec.Payload, error) { return codec.Open(body, own) }
+}
+
+// TestRetentionTrustsOnlySignatures is issue 10's case: with keep 3, a
+// genuine G1, three forged messages with the same subject and name header,
+// then a genuine G2. Header-based retention deleted G1 and kept the forged
+// ones; proven retention deletes nothing, and later keeps the newest
+// genuine messages by sequence number, whatever their UIDs.
+func TestRetentionTrustsOnlySignatures(t *testing.T) {
+	t.Parallel()
+	srv := startMail(t, loopmail.TLSImplicit)
+	key, err := codec.GenerateServerKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := codec.GenerateServerKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(raw []byte) {
+		t.Helper()
+		if err := srv.Deliver(alice, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr := newPruner(t, RetentionOptions{
+		IMAP:         endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
+		Username:     alice,
+		Password:     password,
+		KeepMessages: 3,
+		Open:         opener(key),
+	})
+	deliver(rawSealed(t, key, "g1@x", "srv1", 1))
+	deliver(rawIpsync(t, "forged-junk@x", "ipsync srv1", "srv1"))
+	deliver(rawSealed(t, other, "forged-other-key@x", "srv1", 99)) // signed, but not by this server
+	deliver(rawWithBody(t, "forged-big@x", "ipsync srv1", "srv1", strings.Repeat("x", 10<<10)))
+	deliver(rawSealed(t, key, "g2@x", "srv1", 2))
+
+	req := PruneRequest{Name: "srv1", Subject: "ipsync srv1"}
+	res, err := pr.Prune(t.Context(), req)
+	if n := res.Deleted; err != nil || n != 0 {
+		t.Errorf("Prune() = %d, %v, want 0 deleted: only 2 genuine messages", n, err)
+	}
+	all := []string{"g1@x", "forged-junk@x", "forged-other-key@x", "forged-big@x", "g2@x"}
+	if got := messageIDs(t, srv, alice); !slices.Equal(got, all) {
+		t.Errorf("inbox = %v, want all of %v", got, all)
+	}
+
+	// G3..G5 arrive, then a replayed copy of G1 (highest UID) and of G5.
+	deliver(rawSealed(t, key, "g3@x", "srv1", 3))
+	deliver(rawSealed(t, key, "g5@x", "srv1", 5))
+	deliver(rawSealed(t, key, "g4@x", "srv1", 4)) // reordered in transit
+	deliver(rawSealed(t, key, "g1-replay@x", "srv1", 1))
+	deliver(rawSealed(t, key, "g5-replay@x", "srv1", 5))
+	res, err = pr.Prune(t.Context(), req)
+	if n := res.Deleted; err != nil || n != 4 {
+		t.Errorf("Prune() = %d, %v, want 4 deleted (g1, g2, g1-replay, g5-replay)", n, err)
+	}
+	want := []string{"forged-junk@x", "forged-other-key@x", "forged-big@x", "g3@x", "g5@x", "g4@x"}
+	if got := messageIDs(t, srv, alice); !slices.Equal(got, want) {
+		t.Errorf("inbox = %v, want %v", got, want)
+	}
+
+	// Nothing is downloaded twice: a session over the same mailbox sends
+	// no message bodies, only the search and the session's small talk.
+	srv.ResetStats()
+	if res, err := pr.Prune(t.Context(), req); err != nil || res.Deleted != 0 {
+		t.Errorf("third Prune() = %+v, %v, want nothing deleted", res, err)
+	}
+	if out := srv.Stats().IMAPBytesOut; out > 1500 {
+		t.Errorf("third session read %d bytes from the server, want under 1500 (no message downloaded again)", out)
+	} else {
+		t.Logf("third session: %d bytes from the server", out)
+	}
+}
+
+func TestRetentionNeedsProof(t *testing.T) {
+	t.Parallel()
+	_, err := NewIMAPPruner(RetentionOptions{IMAP: mailconn.Endpoint{Host: "127.0.0.1", Port: 143, TLS: mailconn.TLSNone}, Username: alice})
+	if err == nil || !strings.Contains(err.Error(), "verify") {
+		t.Errorf("NewIMAPPruner(no Open) = %v, want an error: retention must prove its messages", err)
+	}
 }

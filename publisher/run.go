@@ -32,6 +32,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	defer prunes.Wait()
 
 	s := newSchedule(p.opts, p.now())
+	var bounceCheck time.Time // a retention session to look for bounces
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	timer.Stop()
@@ -50,6 +51,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		default:
 		}
 		if s.checkDue(now) {
+			p.adoptSaved()
 			changed, _ := p.check(ctx)
 			if ctx.Err() != nil {
 				return nil
@@ -58,13 +60,35 @@ func (p *Publisher) Run(ctx context.Context) error {
 			s.checked(now, changed)
 		}
 		if s.sendDue(now, p.sendState()) {
-			p.attempt(ctx, s, &prunes)
+			if p.attempt(ctx, s, &prunes) && p.opts.Pruner != nil {
+				bounceCheck = p.now().Add(bounceCheckAfter)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		if !bounceCheck.IsZero() && !p.now().Before(bounceCheck) {
+			bounceCheck = time.Time{}
+			p.startPrune(ctx, &prunes)
+		}
+		if !s.auth.blocked(p.now()) {
+			// Refused recipients whose retry has come.
+			switch tried, err := p.resend(ctx); {
+			case errors.Is(err, ErrAuthRefused):
+				s.sent(p.now(), err, p.draw)
+			case tried && err == nil:
+				s.auth.reset() // the login works
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
 		}
 
-		timer.Reset(p.plan(s).Sub(p.now()))
+		wake := p.plan(s)
+		if !bounceCheck.IsZero() {
+			wake = earliest(wake, bounceCheck)
+		}
+		timer.Reset(wake.Sub(p.now()))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -78,36 +102,51 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
+// bounceCheckAfter is how long after a send retention runs again to look
+// for bounces of that message, which usually come back within minutes.
+const bounceCheckAfter = 10 * time.Minute
+
 // attempt publishes the newest known address and records the outcome in s
 // (unless ctx has ended); after a successful send it starts retention,
-// tracked by prunes.
-func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitGroup) {
+// tracked by prunes, and reports true.
+func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitGroup) (sent bool) {
 	_, err := p.publishCurrent(ctx)
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	s.sent(p.now(), err, p.draw)
 	switch {
 	case err == nil:
 		p.startPrune(ctx, prunes)
 	case errors.Is(err, ErrNoAddress):
+	case errors.Is(err, ErrAuthRefused):
+		p.log.Error("mail server refused the password; not logging in again before retry_at "+
+			"(the wait grows to hours so the account is not locked; Publish now tries at once)",
+			"retry_at", s.auth.until, "err", err)
 	case errors.Is(err, ErrRejected):
 		p.log.Error("mail server refused the message permanently; not retrying until the address "+
 			"changes, Publish now, or the next heartbeat time", "retry_at", s.retryAt, "err", err)
 	default:
 		p.log.Warn("publishing failed; will retry", "retry_at", s.retryAt, "err", err)
 	}
+	return err == nil
 }
 
 // plan shows s in the status and returns when the loop wakes up next.
 func (p *Publisher) plan(s *schedule) (wake time.Time) {
 	p.mu.Lock()
 	wake, pending := s.next(p.now(), p.sendStateLocked())
+	p.mu.Unlock()
+	if r := p.resendWake(); !r.IsZero() {
+		wake = earliest(wake, r)
+	}
+	p.mu.Lock()
 	p.status.NextCheck = s.nextCheck
 	p.status.Pending = pending
 	p.status.NextRetry = time.Time{}
+	p.authUntil = s.auth.until
 	if pending {
-		p.status.NextRetry = s.retryAt
+		p.status.NextRetry = later(s.retryAt, s.auth.until)
 	}
 	p.mu.Unlock()
 	p.changed()
@@ -144,6 +183,9 @@ func (p *Publisher) draw() float64 {
 // requests made while one is waiting are merged. Without a running loop it
 // takes effect when Run starts. While paused it only triggers a check.
 func (p *Publisher) PublishNow() {
+	p.mu.Lock()
+	p.pruneAuth.reset() // the user asks: try the retention login again too
+	p.mu.Unlock()
 	select {
 	case p.trigger <- struct{}{}:
 	default:
@@ -213,6 +255,33 @@ func (p *Publisher) waitPauseSaved() {
 	p.mu.Unlock()
 	if done != nil {
 		<-done
+	}
+}
+
+// adoptSaved reads the state file and adopts a newer message sent by
+// another process sharing it (a one-off `ipsync publish --once --ip X`
+// beside the service). The check that follows then finds the true address;
+// when it differs from what that message carried, it is due at once and
+// published with a higher sequence number, so a manual test message is
+// corrected within one check interval. A failed read is logged; the loop
+// goes on with what it knows.
+func (p *Publisher) adoptSaved() {
+	saved, found, err := p.opts.Store.Load()
+	if err != nil {
+		p.log.Warn("could not read the state file to look for messages sent by another process", "err", err)
+		return
+	}
+	if !found {
+		return
+	}
+	p.mu.Lock()
+	newer := saved.SentSeq > p.rec.SentSeq
+	p.rec = merge(p.rec, saved, p.pauseDirty, p.now())
+	p.mu.Unlock()
+	if newer {
+		p.log.Info("another process published a message; checking the address and publishing the true one if it differs",
+			"seq", saved.SentSeq, "addrs", Addrs{IPv4: saved.IPv4, IPv6: saved.IPv6}.String())
+		p.changed()
 	}
 }
 

@@ -27,11 +27,47 @@ type schedule struct {
 	retryMax       time.Duration
 	bo             backoff.ExponentialBackOff // no jitter of its own
 
-	nextCheck time.Time // when the address is checked next
-	forced    bool      // PublishNow: send even if unchanged
-	retryAt   time.Time // no attempt before this after a failure
-	failed    bool      // the last attempt failed
+	nextCheck time.Time   // when the address is checked next
+	forced    bool        // PublishNow: send even if unchanged
+	retryAt   time.Time   // no attempt before this after a failure
+	failed    bool        // the last attempt failed
+	auth      authBackoff // logins refused for the password
 }
+
+// authBackoff spaces logins after the mail server refused the password, so
+// that a wrong password does not get the account locked: the waits grow
+// from authRetryMin, doubling, to authRetryMax, whatever happens meanwhile
+// (address changes, heartbeats, retries), until PublishNow, a success, or
+// a new Publisher (a restart or a reload of the configuration).
+type authBackoff struct {
+	fails int       // refusals in a row
+	until time.Time // no login before this
+}
+
+// Waits after a refused login: 5m, 10m, 20m, … up to 4h, each spread up to
+// a quarter longer by jitter. At most 5 logins fall in any first hour.
+const (
+	authRetryMin = 5 * time.Minute
+	authRetryMax = 4 * time.Hour
+)
+
+// refused records a refused login at now and returns when the next may
+// be; r is a uniform draw from [0, 1) for the jitter.
+func (a *authBackoff) refused(now time.Time, r float64) time.Time {
+	a.fails++
+	d := authRetryMax
+	if a.fails <= 16 {
+		d = min(authRetryMin<<(a.fails-1), authRetryMax)
+	}
+	a.until = now.Add(d + time.Duration(float64(d)*r/4))
+	return a.until
+}
+
+// reset ends the backoff: the next login may happen at once.
+func (a *authBackoff) reset() { *a = authBackoff{} }
+
+// blocked reports whether no login may happen at now.
+func (a *authBackoff) blocked(now time.Time) bool { return now.Before(a.until) }
 
 // newSchedule returns the schedule of o (defaults applied) with a check
 // due at now.
@@ -58,6 +94,7 @@ func (s *schedule) publishNow(now time.Time) {
 	s.nextCheck = earliest(s.nextCheck, now)
 	s.forced = true
 	s.retryAt = time.Time{}
+	s.auth.reset()
 }
 
 // checkDue reports whether the address is to be checked at now.
@@ -81,12 +118,14 @@ func (s *schedule) sendDue(now time.Time, st sendState) bool {
 		s.forced = false
 		return false
 	}
-	return (s.due(now, st) || s.forced) && !now.Before(s.retryAt)
+	return (s.due(now, st) || s.forced) && !now.Before(s.retryAt) && !s.auth.blocked(now)
 }
 
 // sent records the outcome err of a publication that ended at now. After a
 // transient failure the next try waits the backoff interval, spread by
 // jitter with a draw of rand (uniform in [0, 1), called only then); after
+// ErrAuthRefused (the password was refused) it waits the login backoff
+// (authBackoff), which address changes do not shorten; after another
 // ErrRejected it waits a heartbeat interval; ErrNoAddress (nothing to
 // send) waits for no retry.
 func (s *schedule) sent(now time.Time, err error, rand func() float64) {
@@ -94,8 +133,11 @@ func (s *schedule) sent(now time.Time, err error, rand func() float64) {
 	case err == nil:
 		s.forced, s.failed, s.retryAt = false, false, time.Time{}
 		s.bo.Reset()
+		s.auth.reset()
 	case errors.Is(err, ErrNoAddress):
 		s.forced = false
+	case errors.Is(err, ErrAuthRefused):
+		s.failed, s.retryAt = true, s.auth.refused(now, rand())
 	case errors.Is(err, ErrRejected):
 		s.failed, s.retryAt = true, now.Add(s.heartbeatEvery)
 	default:
@@ -114,7 +156,7 @@ func (s *schedule) next(now time.Time, st sendState) (wake time.Time, pending bo
 	switch {
 	case st.paused:
 	case pending:
-		wake = earliest(wake, s.retryAt)
+		wake = earliest(wake, later(s.retryAt, s.auth.until))
 	case due || s.forced:
 		wake = now
 	case st.sentSeq != 0:
@@ -154,6 +196,14 @@ func heartbeatAt(sentSeq uint64, sentAt, now time.Time, every time.Duration) tim
 		return now
 	}
 	return sentAt.Add(every)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // earliest returns the earlier of a and b.

@@ -225,3 +225,59 @@ func TestScheduleJitter(t *testing.T) {
 		})
 	}
 }
+
+func TestScheduleAuthBackoff(t *testing.T) {
+	t.Parallel()
+	refused := fmt.Errorf("535 5.7.8 authentication failed: %w (%w)", ErrAuthRefused, ErrRejected)
+	st := sentAt(t0.Add(-2 * time.Hour)) // a heartbeat is due
+	t.Run("waits grow from minutes to hours", func(t *testing.T) {
+		t.Parallel()
+		s := testSchedule()
+		var got []string
+		for range 8 {
+			s.sent(t0, refused, func() float64 { return 0 })
+			got = append(got, s.auth.until.Sub(t0).String())
+		}
+		want := "[5m0s 10m0s 20m0s 40m0s 1h20m0s 2h40m0s 4h0m0s 4h0m0s]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("waits = %v, want %v", got, want)
+		}
+		s.sent(t0, refused, func() float64 { return 0.99 })
+		if d := s.auth.until.Sub(t0); d <= 4*time.Hour || d > 5*time.Hour {
+			t.Errorf("jittered wait = %v, want within a quarter above 4h", d)
+		}
+	})
+	t.Run("a new address does not shorten it", func(t *testing.T) {
+		t.Parallel()
+		s := testSchedule()
+		s.sent(t0, refused, func() float64 { return 0 })
+		s.checked(t0.Add(time.Minute), true)
+		if s.sendDue(t0.Add(time.Minute), st) {
+			t.Error("sendDue() right after a refused login and an address change = true, want false")
+		}
+		if wake, pending := s.next(t0.Add(time.Minute), st); !pending || !wake.Equal(t0.Add(5*time.Minute)) {
+			t.Errorf("next() = %v, %v, want the login wait's end %v, pending", wake, pending, t0.Add(5*time.Minute))
+		}
+		if !s.sendDue(t0.Add(5*time.Minute), st) {
+			t.Error("sendDue() when the wait is over = false, want true")
+		}
+	})
+	t.Run("publish now and success reset it", func(t *testing.T) {
+		t.Parallel()
+		s := testSchedule()
+		s.sent(t0, refused, func() float64 { return 0 })
+		s.sent(t0, refused, func() float64 { return 0 })
+		s.publishNow(t0)
+		if !s.sendDue(t0, st) {
+			t.Error("sendDue() after PublishNow = false, want true")
+		}
+		s.sent(t0, refused, func() float64 { return 0 })
+		if d := s.auth.until.Sub(t0); d != authRetryMin {
+			t.Errorf("wait after PublishNow and a new refusal = %v, want %v (restarted)", d, authRetryMin)
+		}
+		s.sent(t0, nil, nil)
+		if s.auth.blocked(t0) || s.auth.fails != 0 {
+			t.Errorf("after a success the login backoff = %+v, want none", s.auth)
+		}
+	})
+}

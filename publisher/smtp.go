@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/textproto"
 	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
 
 	"ipsync/mailconn"
 )
@@ -24,6 +26,9 @@ import (
 // name. Retention deletes only messages that carry it with this server's
 // name and have exactly this server's subject.
 const NameHeader = "X-Ipsync-Name"
+
+// DefaultHELO is the name given in EHLO when SMTPOptions.HELO is empty.
+const DefaultHELO = "localhost"
 
 // DefaultSMTPTimeout bounds one SMTP session (connect, TLS, auth, send, quit)
 // when SMTPOptions.Timeout is zero.
@@ -34,6 +39,14 @@ const DefaultSMTPTimeout = time.Minute
 // Trying again without a change of configuration will not help, so the
 // publisher does not retry it in a loop. Test with errors.Is.
 var ErrRejected = errors.New("mail server refused permanently")
+
+// ErrAuthRefused marks a login the mail server refused: SMTP 535, 534 or
+// 530, or IMAP NO [AUTHENTICATIONFAILED] (and the other RFC 5530 codes of a
+// refused login). It is not a network error: the password (or the account's
+// settings) must change. The publisher retries such a login only after a
+// wait that grows to hours, so that a wrong password does not get the
+// account locked. Test with errors.Is.
+var ErrAuthRefused = errors.New("password refused")
 
 // errSMTPTimeout is the cause of a context that ran out of SMTPOptions.Timeout.
 var errSMTPTimeout = fmt.Errorf("smtp session %w", mailconn.ErrTimeout)
@@ -82,6 +95,10 @@ type SMTPOptions struct {
 	Password string
 	// Timeout bounds one whole SMTP session; 0 means DefaultSMTPTimeout.
 	Timeout time.Duration
+	// HELO is the name the mailer gives itself in EHLO/HELO; "" means
+	// DefaultHELO. It is never the machine's host name, which would tell
+	// the mail provider (and every Received: header) what the server is.
+	HELO string
 	// Logger receives debug lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -106,6 +123,12 @@ func NewSMTPMailer(opts SMTPOptions) (*SMTPMailer, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultSMTPTimeout
 	}
+	if opts.HELO == "" {
+		opts.HELO = DefaultHELO
+	}
+	if err := ValidateHELO(opts.HELO); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,17 +137,161 @@ func NewSMTPMailer(opts SMTPOptions) (*SMTPMailer, error) {
 }
 
 // Send delivers m in one SMTP session and one transaction, with every
-// address of m.To as an envelope recipient. It blocks until the server has
-// accepted the message, ctx ends or the timeout passes. A 5xx reply is
-// returned wrapped with [ErrRejected].
+// address of m.To as an envelope recipient. A recipient the server refuses
+// at RCPT TO does not stop the others: the message goes to every recipient
+// that accepted, and Send returns a *[RecipientError] listing the refused
+// ones (errors.As). When no recipient accepted, nothing is sent and the
+// error also wraps [ErrRejected] if every refusal was permanent (5xx). A
+// refused login wraps [ErrAuthRefused] and ErrRejected. It blocks until the
+// server has accepted the message, ctx ends or the timeout passes.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	msg, err := buildMsg(m)
 	if err != nil {
 		return err
 	}
 	return s.session(ctx, "send mail", func(ctx context.Context, c *gomail.Client) error {
-		return c.DialAndSendWithContext(ctx, msg)
+		sc, err := c.DialToSMTPClientWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		err = transact(sc, msg)
+		if cerr := c.CloseWithSMTPClient(sc); cerr != nil {
+			s.log.Debug("smtp quit failed", "err", cerr)
+		}
+		return err
 	})
+}
+
+// transact runs one mail transaction on sc: MAIL FROM, a RCPT TO for each
+// recipient, going on past refused ones, and DATA for those that accepted.
+// go-mail's own send aborts the transaction at the first refused RCPT, so
+// ipsync drives the steps itself.
+func transact(sc *gosmtp.Client, msg *gomail.Msg) error {
+	from, err := msg.GetSender(false)
+	if err != nil {
+		return fmt.Errorf("sender address: %w", err)
+	}
+	rcpts, err := msg.GetRecipients()
+	if err != nil {
+		return fmt.Errorf("recipient addresses: %w", err)
+	}
+	if err := sc.Mail(from); err != nil {
+		_ = sc.Reset()
+		return fmt.Errorf("mail from %s: %w", from, err)
+	}
+	var rerr RecipientError
+	for _, rcpt := range rcpts { // "<addr>"
+		r := strings.TrimSuffix(strings.TrimPrefix(rcpt, "<"), ">")
+		if err := sc.Rcpt(rcpt); err != nil {
+			var tp *textproto.Error
+			if !errors.As(err, &tp) {
+				_ = sc.Reset()
+				return fmt.Errorf("rcpt to %s: %w", r, err) // the connection failed
+			}
+			rerr.Refused = append(rerr.Refused, newRefusal(r, tp))
+			continue
+		}
+		rerr.Delivered = append(rerr.Delivered, r)
+	}
+	if len(rerr.Delivered) == 0 {
+		_ = sc.Reset()
+		return &rerr
+	}
+	w, err := sc.Data()
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	if _, err := msg.WriteTo(w); err != nil {
+		return fmt.Errorf("write message: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("end of data: %w", err)
+	}
+	if len(rerr.Refused) > 0 {
+		return &rerr
+	}
+	return nil
+}
+
+// Refusal is a recipient the mail server refused.
+type Refusal struct {
+	// Rcpt is the recipient's address.
+	Rcpt string
+	// Code is the SMTP reply code, e.g. 550.
+	Code int
+	// Status is the enhanced status code (RFC 3463), e.g. "5.1.1"; "" if
+	// the server gave none.
+	Status string
+	// Text is the rest of the server's reply.
+	Text string
+}
+
+// Permanent reports a 5xx refusal: trying again unchanged will not help.
+func (r Refusal) Permanent() bool { return r.Code >= 500 && r.Code < 600 }
+
+// String returns e.g. "550 5.1.1 No such user here".
+func (r Refusal) String() string {
+	return strings.Join(strings.Fields(fmt.Sprintf("%d %s %s", r.Code, r.Status, r.Text)), " ")
+}
+
+// newRefusal reads the refusal of rcpt from the server's reply tp.
+func newRefusal(rcpt string, tp *textproto.Error) Refusal {
+	r := Refusal{Rcpt: rcpt, Code: tp.Code, Text: strings.TrimSpace(tp.Msg)}
+	if f := strings.Fields(r.Text); len(f) > 0 && isEnhancedStatus(f[0]) {
+		r.Status = f[0]
+		r.Text = strings.TrimSpace(strings.TrimPrefix(r.Text, f[0]))
+	}
+	return r
+}
+
+// isEnhancedStatus reports whether s looks like an RFC 3463 status code
+// ("5.1.1").
+func isEnhancedStatus(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || (parts[0] != "2" && parts[0] != "4" && parts[0] != "5") {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// RecipientError is what [SMTPMailer.Send] returns when the server refused
+// some recipients at RCPT TO: the message went to Delivered (none: nothing
+// was sent) and not to Refused.
+type RecipientError struct {
+	Delivered []string
+	Refused   []Refusal
+}
+
+func (e *RecipientError) Error() string {
+	parts := make([]string, 0, len(e.Refused))
+	for _, r := range e.Refused {
+		parts = append(parts, r.Rcpt+": "+r.String())
+	}
+	what := "not delivered to"
+	if len(e.Delivered) == 0 {
+		what = "no recipient accepted; refused"
+	}
+	return what + " " + strings.Join(parts, "; ")
+}
+
+// Unwrap returns ErrRejected when nothing was delivered and every refusal
+// was permanent, so that errors.Is(err, ErrRejected) holds only when the
+// whole message was refused for good.
+func (e *RecipientError) Unwrap() error {
+	if len(e.Delivered) > 0 {
+		return nil
+	}
+	for _, r := range e.Refused {
+		if !r.Permanent() {
+			return nil
+		}
+	}
+	return ErrRejected
 }
 
 // Check connects, negotiates TLS, authenticates and quits, without sending
@@ -137,6 +304,40 @@ func (s *SMTPMailer) Check(ctx context.Context) error {
 		}
 		return c.CloseWithSMTPClient(sc)
 	})
+}
+
+// CheckRecipients asks the server whether it takes mail from from to each
+// of to (MAIL FROM, RCPT TO each, then RSET: nothing is sent) and returns
+// the refused ones. It is for `ipsync check`. A server may accept a
+// recipient here and bounce the message later; only a delivery-status
+// report tells that.
+func (s *SMTPMailer) CheckRecipients(ctx context.Context, from string, to []string) ([]Refusal, error) {
+	var refused []Refusal
+	err := s.session(ctx, "check recipients", func(ctx context.Context, c *gomail.Client) error {
+		sc, err := c.DialToSMTPClientWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := c.CloseWithSMTPClient(sc); cerr != nil {
+				s.log.Debug("smtp quit failed", "err", cerr)
+			}
+		}()
+		if err := sc.Mail("<" + from + ">"); err != nil {
+			return fmt.Errorf("mail from %s: %w", from, err)
+		}
+		for _, r := range to {
+			if err := sc.Rcpt("<" + r + ">"); err != nil {
+				var tp *textproto.Error
+				if !errors.As(err, &tp) {
+					return fmt.Errorf("rcpt to %s: %w", r, err)
+				}
+				refused = append(refused, newRefusal(r, tp))
+			}
+		}
+		return sc.Reset()
+	})
+	return refused, err
 }
 
 // session runs do with a fresh go-mail client whose connection is closed
@@ -178,6 +379,7 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 		gomail.WithTimeout(s.opts.Timeout + 5*time.Second),
 		gomail.WithTLSConfig(tlsConf),
 		gomail.WithDialContextFunc(dial),
+		gomail.WithHELO(s.opts.HELO),
 	}
 	switch mode {
 	case mailconn.TLSImplicit:
@@ -222,10 +424,54 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 		}
 		return fmt.Errorf("%s via %s: %w", what, ep.Addr(), cause)
 	}
+	if isAuthRefusal(err) {
+		return fmt.Errorf("%s via %s: %w (%w): %w", what, ep.Addr(), ErrAuthRefused, ErrRejected, err)
+	}
 	if isPermanent(err) {
 		return fmt.Errorf("%s via %s: %w: %w", what, ep.Addr(), ErrRejected, err)
 	}
 	return fmt.Errorf("%s via %s: %w", what, ep.Addr(), err)
+}
+
+// ValidateHELO checks a name for EHLO: a domain name (letters, digits,
+// hyphens and dots) or an address literal such as "[127.0.0.1]".
+func ValidateHELO(name string) error {
+	if name == "" || len(name) > 255 {
+		return fmt.Errorf("helo name %q: want 1 to 255 characters", name)
+	}
+	if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
+		inner := strings.TrimPrefix(name[1:len(name)-1], "IPv6:")
+		if _, err := netip.ParseAddr(inner); err != nil {
+			return fmt.Errorf("helo name %q: not an address literal: %w", name, err)
+		}
+		return nil
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("helo name %q: want a domain name such as localhost or ipsync.invalid", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("helo name %q: %q is not allowed; want letters, digits, hyphens and dots", name, r)
+			}
+		}
+	}
+	return nil
+}
+
+// isAuthRefusal reports whether err carries an SMTP reply that refuses the
+// login: 535 (credentials invalid), 534 (mechanism too weak, e.g. Gmail's
+// "application-specific password required") or 530 (authentication
+// required).
+func isAuthRefusal(err error) bool {
+	var tpErr *textproto.Error
+	if errors.As(err, &tpErr) {
+		switch tpErr.Code {
+		case 530, 534, 535:
+			return true
+		}
+	}
+	return false
 }
 
 // isPermanent reports whether err carries an SMTP 5xx reply.

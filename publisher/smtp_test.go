@@ -374,3 +374,55 @@ func TestCheckSMTP(t *testing.T) {
 type staticFinder struct{ a Addrs }
 
 func (d staticFinder) Find(context.Context) (Addrs, error) { return d.a, nil }
+
+// heloSession is a go-smtp session that records the EHLO name of its
+// connection at MAIL FROM.
+type heloSession struct {
+	conn  *smtp.Conn
+	names chan<- string
+}
+
+func (s *heloSession) Mail(string, *smtp.MailOptions) error {
+	s.names <- s.conn.Hostname()
+	return nil
+}
+func (s *heloSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *heloSession) Data(r io.Reader) error               { _, err := io.Copy(io.Discard, r); return err }
+func (s *heloSession) Reset()                               {}
+func (s *heloSession) Logout() error                        { return nil }
+
+func TestEHLODoesNotNameTheHost(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ helo, want string }{{"", DefaultHELO}, {"ipsync.invalid", "ipsync.invalid"}} {
+		names := make(chan string, 1)
+		be := smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &heloSession{conn: c, names: names}, nil })
+		s := smtp.NewServer(be)
+		s.Domain = "localhost"
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Serve(ln)
+		t.Cleanup(func() { s.Close() })
+		ep := mailconn.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: mailconn.TLSNone}
+		m, err := NewSMTPMailer(SMTPOptions{Endpoint: ep, HELO: tt.helo, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Send(t.Context(), testMessage(bob)); err != nil {
+			t.Fatalf("Send() = %v", err)
+		}
+		if got := <-names; got != tt.want || (got == host && host != tt.want) {
+			t.Errorf("HELO %q: server saw EHLO %q, want %q (host name is %q)", tt.helo, got, tt.want, host)
+		}
+	}
+	for _, bad := range []string{"my host", "-x", "a..b", "[nope]"} {
+		if _, err := NewSMTPMailer(SMTPOptions{Endpoint: mailconn.Endpoint{Host: "127.0.0.1", Port: 25, TLS: mailconn.TLSNone}, HELO: bad}); err == nil {
+			t.Errorf("NewSMTPMailer(HELO %q) = nil error, want one", bad)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"ipsync/statefile"
@@ -36,6 +37,53 @@ type Record struct {
 	IPv6 netip.Addr `json:"ipv6,omitzero"`
 	// Paused is the user's pause switch: while set, nothing is sent.
 	Paused bool `json:"paused,omitzero"`
+	// SentIDs are the Message-IDs of the newest messages sent, with their
+	// recipients, so that a delivery-status report (a bounce) can be told
+	// to refer to one of them. At most maxSentIDs, none older than
+	// sentIDsAge.
+	SentIDs []SentID `json:"sent_ids,omitempty"`
+}
+
+// SentID is one sent message, as a bounce refers to it.
+type SentID struct {
+	// ID is the Message-ID without angle brackets.
+	ID string `json:"id"`
+	// To are the envelope recipients.
+	To []string `json:"to"`
+	// At is when it was sent.
+	At time.Time `json:"at"`
+}
+
+// How many Message-IDs the state remembers, and for how long: bounces come
+// back within minutes, some after a few days of retries by the provider.
+const (
+	maxSentIDs = 200
+	sentIDsAge = 7 * 24 * time.Hour
+)
+
+// mergeSentIDs returns the union of a and b by ID, oldest first, without
+// entries older than sentIDsAge before now, at most maxSentIDs.
+func mergeSentIDs(a, b []SentID, now time.Time) []SentID {
+	seen := make(map[string]bool, len(a)+len(b))
+	var out []SentID
+	for _, s := range append(slices.Clone(a), b...) {
+		if seen[s.ID] || now.Sub(s.At) > sentIDsAge {
+			continue
+		}
+		seen[s.ID] = true
+		out = append(out, s)
+	}
+	slices.SortStableFunc(out, func(x, y SentID) int { return x.At.Compare(y.At) })
+	if len(out) > maxSentIDs {
+		out = out[len(out)-maxSentIDs:]
+	}
+	return out
+}
+
+// recordSentIDLocked remembers the Message-ID of msg, sent at now (saved
+// with the next state write). Called with p.mu held.
+func (p *Publisher) recordSentIDLocked(msg Message, now time.Time) {
+	p.rec.SentIDs = mergeSentIDs(p.rec.SentIDs, []SentID{{ID: msg.MessageID, To: slices.Clone(msg.To), At: now}}, now)
 }
 
 // Store keeps the publisher's [Record], which may be shared with other
@@ -105,7 +153,7 @@ func (f FileStore) Update(ctx context.Context, fn func(saved Record, found bool)
 // wins, and so does the sent record with the higher SentSeq: that is the
 // message clients hold, whoever sent it. Paused is taken from saved unless
 // ownPause (this process changed the switch and has not saved it yet).
-func merge(st, saved Record, ownPause bool) Record {
+func merge(st, saved Record, ownPause bool, now time.Time) Record {
 	st.Seq = max(st.Seq, saved.Seq)
 	if saved.SentSeq > st.SentSeq {
 		st.SentSeq, st.SentAt, st.IPv4, st.IPv6 = saved.SentSeq, saved.SentAt, saved.IPv4, saved.IPv6
@@ -113,6 +161,7 @@ func merge(st, saved Record, ownPause bool) Record {
 	if !ownPause {
 		st.Paused = saved.Paused
 	}
+	st.SentIDs = mergeSentIDs(st.SentIDs, saved.SentIDs, now)
 	return st
 }
 
@@ -132,7 +181,7 @@ func (p *Publisher) save(ctx context.Context, change func(*Record)) error {
 		defer p.mu.Unlock()
 		rec := p.rec
 		if found {
-			rec = merge(rec, disk, p.pauseDirty)
+			rec = merge(rec, disk, p.pauseDirty, p.now())
 		}
 		if change != nil {
 			change(&rec)

@@ -104,12 +104,14 @@ func TestSharedStateServiceAndOneOff(t *testing.T) {
 		defer l.stop()
 		synctest.Wait() // the service sends #1 at once
 
-		time.Sleep(10 * time.Minute)
+		time.Sleep(12 * time.Minute) // between two checks
 		admin := newShared(t, 1, path, m)[0]
 		if sent, err := admin.PublishAddrs(t.Context(), addrC); err != nil || sent.Seq != 2 {
 			t.Fatalf("one-off PublishAddrs() = %+v, %v, want seq 2", sent, err)
 		}
-		time.Sleep(time.Hour) // the service's heartbeat at 1h
+		// The service's next check (15m) corrects it; its heartbeat is
+		// then due at 1h15m, after the end of this test.
+		time.Sleep(time.Hour)
 		synctest.Wait()
 
 		var got []string
@@ -212,6 +214,54 @@ func TestSeqFloorSurvivesLostState(t *testing.T) {
 		again := send(&memStore{})
 		if again[0] <= first[2] {
 			t.Errorf("after a lost state file the first sequence is %d, want above %d", again[0], first[2])
+		}
+	})
+}
+
+// TestServiceCorrectsManualPublish: `publish --once --ip X` beside the
+// running service (another process sharing the state) is corrected at the
+// service's next check, not at the next heartbeat.
+func TestServiceCorrectsManualPublish(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		store := &memStore{}
+		m := &recMailer{t: t}
+		l := startLoop(t, baseOptions(&fakeDisc{a: addrA}, m, store)) // checks every 5m
+		defer l.stop()
+		synctest.Wait()
+
+		time.Sleep(time.Minute)
+		oneOff, err := New(baseOptions(nil, m, store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := oneOff.PublishAddrs(t.Context(), addrB); err != nil {
+			t.Fatalf("PublishAddrs() = %v", err)
+		}
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+
+		got := m.delivered()
+		want := []time.Duration{0, time.Minute, 5 * time.Minute}
+		if !sameDurations(offsets(t0, got), want) || !slices.Equal(seqs(got), []uint64{1, 2, 3}) {
+			t.Fatalf("sends at %v seqs %v, want at %v seqs [1 2 3]", offsets(t0, got), seqs(got), want)
+		}
+		if got[1].p.IPv4 != addrB.IPv4 || got[2].p.IPv4 != addrA.IPv4 {
+			t.Errorf("messages carry %v then %v, want the manual %v corrected to the true %v", got[1].p.IPv4, got[2].p.IPv4, addrB.IPv4, addrA.IPv4)
+		}
+		if st := l.p.Status(); st.LastSeq != 3 || st.SentAddrs != addrA {
+			t.Errorf("Status() = seq %d %v, want seq 3 %v", st.LastSeq, st.SentAddrs, addrA)
+		}
+
+		// A manual message with the true address needs no correction.
+		if _, err := oneOff.PublishAddrs(t.Context(), addrA); err != nil {
+			t.Fatalf("PublishAddrs() = %v", err)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if n := len(m.delivered()); n != 4 {
+			t.Errorf("%d messages sent, want 4: the true address sent by hand is not sent again", n)
 		}
 	})
 }

@@ -1,6 +1,10 @@
 package publisher
 
-import "time"
+import (
+	"errors"
+	"reflect"
+	"time"
+)
 
 // Status is a snapshot of the publisher for the tray and logs.
 type Status struct {
@@ -36,6 +40,27 @@ type Status struct {
 	LastErrorSending bool
 	// Paused is the user's pause switch (persisted).
 	Paused bool
+	// PasswordRefused is set while a mail server refuses the account's
+	// password: SMTP 535, 534 or 530 when sending (LastError holds the
+	// reply), or IMAP NO [AUTHENTICATIONFAILED] for retention
+	// (RetentionError holds it). It is not a network error: mail.password
+	// (or the account's settings, e.g. an app password) must change.
+	// Logins are retried after waits that grow from 5 minutes to 4 hours,
+	// or at once on PublishNow; a success ends it.
+	PasswordRefused bool
+	// PasswordRefusedBy is "smtp" or "imap" while PasswordRefused.
+	PasswordRefusedBy string
+	// NextLogin is when the refused login is tried again.
+	NextLogin time.Time
+	// RetentionError is the last failure of mailbox retention (nil: the
+	// last session succeeded, or none ran); retention failures never stop
+	// publishing.
+	RetentionError error
+	// Recipients are the recipients of Options.To that did not get the
+	// newest message while the others did (refused by the server, or a
+	// bounce came back), sorted by address; nil when all is well. The
+	// tray shows each one's String.
+	Recipients []RecipientProblem
 }
 
 // Status returns a snapshot. It does not block on I/O.
@@ -84,11 +109,20 @@ func (p *Publisher) statusLocked() Status {
 	s.LastSeq = p.rec.SentSeq
 	s.SentAddrs = Addrs{IPv4: p.rec.IPv4, IPv6: p.rec.IPv6}
 	s.Paused = p.rec.Paused
+	s.Recipients = p.recipientProblemsLocked()
 	s.NextHeartbeat = time.Time{}
 	if s.Paused {
 		s.Pending, s.NextRetry = false, time.Time{}
 	} else {
 		s.NextHeartbeat = heartbeatAt(p.rec.SentSeq, p.rec.SentAt, p.now(), p.opts.HeartbeatEvery)
+	}
+	s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = false, "", time.Time{}
+	s.RetentionError = p.pruneErr
+	switch {
+	case errors.Is(p.sendErr, ErrAuthRefused):
+		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "smtp", p.authUntil
+	case errors.Is(p.pruneErr, ErrAuthRefused):
+		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "imap", p.pruneAuth.until
 	}
 	switch {
 	case p.sendErr != nil:
@@ -105,9 +139,15 @@ func (p *Publisher) statusLocked() Status {
 // dynamic type need not be comparable).
 func sameStatus(a, b Status) bool {
 	ae, be := a.LastError, b.LastError
-	a.LastError, b.LastError = nil, nil
-	if a != b || (ae == nil) != (be == nil) {
-		return false
+	ar, br := a.RetentionError, b.RetentionError
+	a.LastError, b.LastError, a.RetentionError, b.RetentionError = nil, nil, nil, nil
+	return reflect.DeepEqual(a, b) && sameError(ae, be) && sameError(ar, br)
+}
+
+// sameError compares errors by message.
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	return ae == nil || ae.Error() == be.Error()
+	return a.Error() == b.Error()
 }
