@@ -16,18 +16,41 @@ import (
 // ErrAuthRefused means the server refused the credentials: a wrong
 // password, or an access token refused even after one refresh. Retrying
 // with the same settings does not help. (A token source that can no longer
-// get tokens gives its own error instead, such as oauth.ErrSignInNeeded,
-// which is passed through.)
+// get tokens gives ErrSignInNeeded instead.)
 var ErrAuthRefused = errors.New("the mail server refused the sign-in")
+
+// ErrSignInNeeded matches an error of LoginIMAP or SMTP when the token
+// source can no longer get tokens and the user must sign in again
+// (`ipsync login`): the refresh token was revoked or expired, or none is
+// stored. Retrying does not help. The source's own error stays in the chain
+// (oauth.ErrSignInNeeded matches too).
+var ErrSignInNeeded = errors.New("sign-in needed")
 
 // TokenSource hands out OAuth2 access tokens. *oauth.Source implements it.
 type TokenSource interface {
 	// Token returns a token that is valid now (refreshing it if needed).
+	// An error with a method SignInNeeded() bool that reports true means
+	// the user must sign in again (see ErrSignInNeeded).
 	Token(ctx context.Context) (string, error)
 	// Refused is told that a server refused token, and returns a fresh
-	// one.
+	// one; its errors are read as Token's are.
 	Refused(ctx context.Context, token string) (string, error)
 }
+
+// sourceError marks an error of the token source that says the user must
+// sign in again as ErrSignInNeeded, keeping its message.
+func sourceError(err error) error {
+	var sn interface{ SignInNeeded() bool }
+	if errors.As(err, &sn) && sn.SignInNeeded() {
+		return &signInError{err}
+	}
+	return err
+}
+
+type signInError struct{ err error }
+
+func (e *signInError) Error() string   { return e.err.Error() }
+func (e *signInError) Unwrap() []error { return []error{ErrSignInNeeded, e.err} }
 
 // Auth says how to sign in to the mail servers: with a password, or with an
 // OAuth2 access token. It holds no secret itself: each login asks the
@@ -85,7 +108,8 @@ func (a Auth) check() error {
 // fresh one and retries once on the same connection.
 //
 // A refusal of the credentials wraps ErrAuthRefused; an error of the token
-// source (such as oauth.ErrSignInNeeded) is wrapped as it is. go-imap has no
+// source is wrapped, and matches ErrSignInNeeded when the user must sign in
+// again. go-imap has no
 // context: if ctx ends during the login, LoginIMAP closes c to unblock it.
 func (a Auth) LoginIMAP(ctx context.Context, c *imapclient.Client) error {
 	if err := a.check(); err != nil {
@@ -121,7 +145,7 @@ func (a Auth) loginIMAP(ctx context.Context, c *imapclient.Client) error {
 	}
 	tok, err := a.tokens.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("imap sign-in as %s: %w", a.user, err)
+		return fmt.Errorf("imap sign-in as %s: %w", a.user, sourceError(err))
 	}
 	refused, err := a.authenticate(c, mech, tok)
 	if err == nil {
@@ -134,7 +158,7 @@ func (a Auth) loginIMAP(ctx context.Context, c *imapclient.Client) error {
 	// token, one more try.
 	tok, err = a.tokens.Refused(ctx, tok)
 	if err != nil {
-		return fmt.Errorf("imap sign-in as %s: the server refused the access token: %w", a.user, err)
+		return fmt.Errorf("imap sign-in as %s: the server refused the access token: %w", a.user, sourceError(err))
 	}
 	refused, err = a.authenticate(c, mech, tok)
 	switch {
@@ -197,8 +221,9 @@ func IMAPTokenMech(caps imap.CapSet) (string, error) {
 //
 // The options must be used only within send: they carry the credential of
 // this one attempt. A refusal of the credentials wraps ErrAuthRefused; an
-// error of the token source is wrapped as it is; any other error of send
-// is returned as it is.
+// error of the token source is wrapped, and matches ErrSignInNeeded when
+// the user must sign in again; any other error of send is returned as it
+// is.
 func (a Auth) SMTP(ctx context.Context, noTLS bool, send func(opts []gomail.Option) error) error {
 	if err := a.check(); err != nil {
 		return err
@@ -221,7 +246,7 @@ func (a Auth) SMTP(ctx context.Context, noTLS bool, send func(opts []gomail.Opti
 
 	tok, err := a.tokens.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("smtp sign-in as %s: %w", a.user, err)
+		return fmt.Errorf("smtp sign-in as %s: %w", a.user, sourceError(err))
 	}
 	refused, err := a.sendToken(tok, send)
 	if err == nil || !refused {
@@ -229,7 +254,7 @@ func (a Auth) SMTP(ctx context.Context, noTLS bool, send func(opts []gomail.Opti
 	}
 	tok, err = a.tokens.Refused(ctx, tok)
 	if err != nil {
-		return fmt.Errorf("smtp sign-in as %s: the server refused the access token: %w", a.user, err)
+		return fmt.Errorf("smtp sign-in as %s: the server refused the access token: %w", a.user, sourceError(err))
 	}
 	refused, err = a.sendToken(tok, send)
 	if refused {

@@ -221,17 +221,47 @@ func TestAuthToken(t *testing.T) {
 	r.idp.Revoke(rt)
 	r.idp.ExpireAccessTokens()
 	for i := range 3 {
-		if err := r.loginIMAP(a); !errors.Is(err, oauth.ErrSignInNeeded) || errors.Is(err, mailconn.ErrAuthRefused) {
-			t.Fatalf("IMAP login #%d after revocation = %v, want ErrSignInNeeded only", i+1, err)
+		err := r.loginIMAP(a)
+		if !errors.Is(err, mailconn.ErrSignInNeeded) || !errors.Is(err, oauth.ErrSignInNeeded) || errors.Is(err, mailconn.ErrAuthRefused) {
+			t.Fatalf("IMAP login #%d after revocation = %v, want ErrSignInNeeded (mailconn's and oauth's) only", i+1, err)
+		}
+		if strings.Count(err.Error(), "sign-in needed") != 1 {
+			t.Errorf("error %q repeats itself", err)
 		}
 	}
-	if _, err := r.sendSMTP(a, "revoked"); !errors.Is(err, oauth.ErrSignInNeeded) {
+	if _, err := r.sendSMTP(a, "revoked"); !errors.Is(err, mailconn.ErrSignInNeeded) || !errors.Is(err, oauth.ErrSignInNeeded) {
 		t.Errorf("SMTP send after revocation = %v, want ErrSignInNeeded", err)
 	}
 	if got := r.idp.Stats().RefreshFailed; got != 1 {
 		t.Errorf("refused refreshes = %d, want 1", got)
 	}
 	r.checkSecrets()
+}
+
+// failingTokens is a TokenSource whose provider cannot be reached.
+type failingTokens struct{}
+
+var errProviderDown = errors.New("refresh the access token: dial tcp: connection refused")
+
+func (failingTokens) Token(context.Context) (string, error) { return "", errProviderDown }
+func (failingTokens) Refused(context.Context, string) (string, error) {
+	return "", errProviderDown
+}
+
+// TestAuthTokenSourceDown: a source that fails for a passing reason is
+// neither a refusal nor a sign-in needed, so callers retry later.
+func TestAuthTokenSourceDown(t *testing.T) {
+	t.Parallel()
+	r := newOAuthRig(t)
+	a := mailconn.TokenAuthSource(r.user, failingTokens{})
+	err := r.loginIMAP(a)
+	if !errors.Is(err, errProviderDown) || errors.Is(err, mailconn.ErrSignInNeeded) || errors.Is(err, mailconn.ErrAuthRefused) {
+		t.Errorf("IMAP login with the provider down = %v, want the source's error only", err)
+	}
+	_, err = r.sendSMTP(a, "down")
+	if !errors.Is(err, errProviderDown) || errors.Is(err, mailconn.ErrSignInNeeded) || errors.Is(err, mailconn.ErrAuthRefused) {
+		t.Errorf("SMTP send with the provider down = %v, want the source's error only", err)
+	}
 }
 
 func TestIMAPTokenMech(t *testing.T) {
