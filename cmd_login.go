@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"ipsync/config"
@@ -223,4 +225,43 @@ func deviceFlowOffered(cfg *config.Config) bool {
 	}
 	preset, ok := oauth.Presets(p)
 	return ok && preset.DeviceFlow
+}
+
+// traySignIn returns the tray's Actions.SignIn for cfg: a click starts the
+// browser sign-in in its own goroutine, unless one is running, in which case
+// the click is ignored. The instructions (the URL, for when no browser
+// opens) go to log at info level; done, if not nil, is called with the
+// outcome from the flow's goroutine (on success the caller fetches or
+// publishes at once, which ends the "sign-in needed" status). Ending ctx
+// ends a running flow.
+func traySignIn(ctx context.Context, cfg *config.Config, log *slog.Logger, done func(error)) func() {
+	var running atomic.Bool
+	return func() {
+		if !running.CompareAndSwap(false, true) {
+			log.Info("sign-in already in progress; finish it in the browser")
+			return
+		}
+		go func() {
+			_, err := signIn(ctx, cfg, log, logLines{log}, signInOptions{mode: loginBrowser})
+			running.Store(false) // before done: a click from done's reaction counts
+			if err != nil {
+				log.Warn("sign-in failed", "err", err)
+			}
+			if done != nil {
+				done(err)
+			}
+		}()
+	}
+}
+
+// logLines writes each line it is given to a logger at info level.
+type logLines struct{ log *slog.Logger }
+
+func (l logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			l.log.Info("sign-in: " + line)
+		}
+	}
+	return len(p), nil
 }

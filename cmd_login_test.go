@@ -365,3 +365,75 @@ func TestBrowserAtHand(t *testing.T) {
 		}
 	}
 }
+
+// TestTraySignIn: the tray's Sign in… runs the browser flow once at a time
+// and reports the outcome; the URL goes to the log, no token does.
+func TestTraySignIn(t *testing.T) {
+	noKeyring(t)
+	idp := startIDP(t)
+	path := loginConfig(t, idp, "")
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	old := openBrowser
+	t.Cleanup(func() { openBrowser = old })
+	openBrowser = func(u string) error {
+		started <- struct{}{}
+		<-release
+		resp, err := (&http.Client{Timeout: loginWait}).Get(u)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	results := make(chan error, 4)
+	click := traySignIn(t.Context(), cfg, log, func(err error) { results <- err })
+
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(loginWait):
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	click()
+	wait("the browser to open", started)
+	click() // while the first runs: ignored
+	close(release)
+	select {
+	case err := <-results:
+		if err != nil {
+			t.Fatalf("tray sign-in = %v", err)
+		}
+	case <-time.After(loginWait):
+		t.Fatal("tray sign-in did not finish")
+	}
+	if st := idp.Stats(); st.Authorizations != 1 || st.CodeExchanges != 1 {
+		t.Errorf("provider stats = %+v, want 1 authorization: the second click is ignored", st)
+	}
+	// Once it has finished, a click signs in again.
+	click()
+	wait("the second sign-in", started)
+	select {
+	case err := <-results:
+		if err != nil {
+			t.Fatalf("second tray sign-in = %v", err)
+		}
+	case <-time.After(loginWait):
+		t.Fatal("second tray sign-in did not finish")
+	}
+	if len(results) != 0 || len(started) != 0 {
+		t.Errorf("%d more results, %d more browser opens; want none", len(results), len(started))
+	}
+	if !strings.Contains(logs.String(), "sign-in already in progress") || !strings.Contains(logs.String(), idp.AuthURL()) {
+		t.Errorf("log %q lacks the ignored click or the URL", logs.String())
+	}
+	checkLoginToken(t, idp, path, logs.String())
+}
