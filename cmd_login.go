@@ -69,27 +69,22 @@ var openBrowser = func(url string) error {
 }
 
 func runLogin(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("login", loginSynopsis, true)
+	fs := e.newFlags("login", loginSynopsis, flagConfig)
 	device := fs.Bool("device", false, "sign in with a code on another device (for SSH sessions)")
 	browser := fs.Bool("browser", false, "sign in through the browser even without a display")
 	port := fs.Int("port", 0, "receive the browser's redirect on this loopback `port` (0: any free one), e.g. to forward it over SSH")
-	if err := e.parse(fs, args); err != nil {
-		return err
+	checkFlags := func() error {
+		switch {
+		case *device && *browser:
+			return usageErr("login: choose --device or --browser, not both")
+		case *port < 0 || *port > 65535:
+			return usageErr("login: --port %d is out of range 0-65535", *port)
+		case *port != 0 && *device:
+			return usageErr("login: --port is for the browser flow; remove it or --device")
+		}
+		return nil
 	}
-	if fs.NArg() > 0 {
-		return usageErr("login takes no arguments, got %q", fs.Args())
-	}
-	if *device && *browser {
-		return usageErr("login: choose --device or --browser, not both")
-	}
-	if *port < 0 || *port > 65535 {
-		return usageErr("login: --port %d is out of range 0-65535", *port)
-	}
-	if *port != 0 && *device {
-		return usageErr("login: --port is for the browser flow; remove it or --device")
-	}
-	log := e.logger(false)
-	cfg, err := e.loadConfig("", log)
+	log, cfg, err := e.start(fs, args, startOpts{checkFlags: checkFlags})
 	if err != nil {
 		return err
 	}
@@ -160,6 +155,7 @@ func signIn(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 		return nil, usageErr("%s: mail.oauth2: %v (provider %s); run ipsync login --browser (with --port and an SSH tunnel on a remote machine, see docs/oauth2.md)", cfg.Path, oauth.ErrNoDeviceFlow, cfg.Mail.OAuth2.Provider)
 	}
 
+	store = keepStore{store}
 	where := store.String()
 	fmt.Fprintf(out, "Signing in %s at %s. The refresh token will be kept in %s.\n", cfg.Mail.Username, cfg.Mail.OAuth2.Provider, where)
 	if why != "" {
@@ -180,12 +176,28 @@ func signIn(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wr
 	return store, nil
 }
 
+// keepStore marks a failure to save the refresh token as this computer's
+// (exit code 4), not the provider's.
+type keepStore struct{ oauth.Store }
+
+func (k keepStore) Save(refreshToken string) error {
+	if err := k.Store.Save(refreshToken); err != nil {
+		return withCode(exitInternal, err)
+	}
+	return nil
+}
+
 // loginError gives a failed sign-in its exit code and a hint: a refusal by
 // the user or an expired code is "no result" (1), a provider that rejects
-// the app's settings is a config error (2), anything else network (3).
+// the app's settings is a config error (2), a token that could not be kept
+// is this computer's failure (4, marked by keepStore), anything else is the
+// network's or the provider's (3).
 func loginError(cfg *config.Config, err error) error {
 	var pe *oauth.ProviderError
+	var ee *exitError
 	switch {
+	case errors.As(err, &ee):
+		return err
 	case errors.Is(err, oauth.ErrAccessDenied), errors.Is(err, oauth.ErrDeviceCodeExpired), errors.Is(err, errLoginTimeout), errors.Is(err, context.Canceled):
 		return withCode(exitNoResult, err)
 	case errors.As(err, &pe) && (pe.Code == "invalid_client" || pe.Code == "unauthorized_client" || pe.Code == "invalid_scope" || pe.Code == "invalid_request"):

@@ -437,3 +437,20 @@ func TestTraySignIn(t *testing.T) {
 	}
 	checkLoginToken(t, idp, path, logs.String())
 }
+
+// TestLoginTokenNotKept: a refresh token that cannot be stored is this
+// computer's failure (exit 4), named as such.
+func TestLoginTokenNotKept(t *testing.T) {
+	noKeyring(t)
+	idp := startIDP(t)
+	path := loginConfig(t, idp, "")
+	blocker := filepath.Join(filepath.Dir(path), "state")
+	if err := os.WriteFile(blocker, []byte("a file where the state directory should be\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fakeBrowser(t)
+	code, out, errOut := runCLI(t, "login", "--config", path, "--browser")
+	if code != exitInternal || !strings.Contains(errOut, "keep the refresh token") || strings.Contains(out, "Signed in.") {
+		t.Errorf("ipsync login with an unwritable state dir = %d, stdout %q, stderr %q; want %d naming the token store", code, out, errOut, exitInternal)
+	}
+}

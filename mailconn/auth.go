@@ -19,7 +19,7 @@ import (
 // get tokens gives ErrSignInNeeded instead.)
 var ErrAuthRefused = errors.New("the mail server refused the sign-in")
 
-// ErrSignInNeeded matches an error of LoginIMAP or SMTP when the token
+// ErrSignInNeeded matches an error of Auth.IMAP or Auth.SMTP when the token
 // source can no longer get tokens and the user must sign in again
 // (`ipsync login`): the refresh token was revoked or expired, or none is
 // stored. Retrying does not help. The source's own error stays in the chain
@@ -100,18 +100,19 @@ func (a Auth) check() error {
 	return nil
 }
 
-// LoginIMAP signs c in. A password is sent with LOGIN. A token is sent
-// with AUTHENTICATE XOAUTH2 when the server advertises it, as Microsoft 365,
-// Outlook.com, Gmail and Dovecot do, else with OAUTHBEARER (RFC 7628); a
-// server advertising neither fails the login at once without sending the
-// token. If the server refuses the token, LoginIMAP asks the source for a
-// fresh one and retries once on the same connection.
+// IMAP signs c in: the sign-in step of an IMAP session (LoginIMAP, once
+// it takes an Auth, and every other login path). A password is sent with
+// LOGIN. A token is sent with AUTHENTICATE XOAUTH2 when the server
+// advertises it, as Microsoft 365, Outlook.com, Gmail and Dovecot do, else
+// with OAUTHBEARER (RFC 7628); a server advertising neither fails the login
+// at once without sending the token. If the server refuses the token, IMAP
+// asks the source for a fresh one and retries once on the same connection.
 //
-// A refusal of the credentials wraps ErrAuthRefused; an error of the token
-// source is wrapped, and matches ErrSignInNeeded when the user must sign in
-// again. go-imap has no
-// context: if ctx ends during the login, LoginIMAP closes c to unblock it.
-func (a Auth) LoginIMAP(ctx context.Context, c *imapclient.Client) error {
+// A refusal of the credentials wraps ErrAuthRefused (and the server's
+// *imap.Error); an error of the token source is wrapped, and matches
+// ErrSignInNeeded when the user must sign in again. go-imap has no context:
+// if ctx ends during the login, IMAP closes c to unblock it.
+func (a Auth) IMAP(ctx context.Context, c *imapclient.Client) error {
 	if err := a.check(); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func (r *oauthRig) loginIMAP(a mailconn.Auth) error {
 		return err
 	}
 	defer c.Close()
-	if err := a.LoginIMAP(ctx, c); err != nil {
+	if err := a.IMAP(ctx, c); err != nil {
 		return r.noteErr(err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
