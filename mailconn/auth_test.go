@@ -130,9 +130,13 @@ func TestAuthPassword(t *testing.T) {
 
 	wrong, _ := countedPassword("wrong-password-1234")
 	bad := mailconn.PasswordAuth(r.user, wrong)
-	if err := r.loginIMAP(bad); !errors.Is(err, mailconn.ErrAuthRefused) {
+	err := r.loginIMAP(bad)
+	if !errors.Is(err, mailconn.ErrAuthRefused) {
 		t.Errorf("IMAP login with a wrong password = %v, want ErrAuthRefused", err)
 	}
+	host, port := splitAddr(t, r.mail.IMAPAddr())
+	imapTarget := mailconn.Target{Protocol: mailconn.IMAP, Endpoint: mailconn.Endpoint{Host: host, Port: port}, Username: r.user}
+	checkExplained(t, err, imapTarget, mailconn.ProblemAuth, "mail.password", []string{"check mail.username and mail.password"})
 	if _, err := r.sendSMTP(bad, "wrong"); !errors.Is(err, mailconn.ErrAuthRefused) {
 		t.Errorf("SMTP send with a wrong password = %v, want ErrAuthRefused", err)
 	}
@@ -203,6 +207,9 @@ func TestAuthToken(t *testing.T) {
 	if b.token != 1 || b.refused != 1 {
 		t.Errorf("IMAP: Token called %d times, Refused %d; want 1 and 1", b.token, b.refused)
 	}
+	host, port := splitAddr(t, r.mail.IMAPAddr())
+	imapTarget := mailconn.Target{Protocol: mailconn.IMAP, Endpoint: mailconn.Endpoint{Host: host, Port: port}, Username: r.user, OAuth2: true}
+	checkExplained(t, r.loginIMAP(bad), imapTarget, mailconn.ProblemAuth, "mail.oauth2", []string{"refused the access token"})
 	b = &badTokens{}
 	bad = mailconn.TokenAuthSource(r.user, b)
 	if n, err := r.sendSMTP(bad, "refused"); !errors.Is(err, mailconn.ErrAuthRefused) || n != 2 {
@@ -228,6 +235,7 @@ func TestAuthToken(t *testing.T) {
 		if strings.Count(err.Error(), "sign-in needed") != 1 {
 			t.Errorf("error %q repeats itself", err)
 		}
+		checkExplained(t, err, imapTarget, mailconn.ProblemSignIn, "mail.oauth2", []string{"run ipsync login"})
 	}
 	if _, err := r.sendSMTP(a, "revoked"); !errors.Is(err, mailconn.ErrSignInNeeded) || !errors.Is(err, oauth.ErrSignInNeeded) {
 		t.Errorf("SMTP send after revocation = %v, want ErrSignInNeeded", err)
