@@ -82,12 +82,14 @@ Usage:
   ipsync keygen                              make a server key and its client key
   ipsync legacy encode|decode                the original tool's format (migration only)
   ipsync check [--config F]                  validate the config, try every connection
+  ipsync login [--config F] [--device]       sign in to Microsoft 365 / Google (OAuth2,
+                                             mail.auth: oauth2) and keep the token
   ipsync demo                                both roles against a built-in loopback mail
                                              server; no account needed
   ipsync version                             print the version
 
 Every verb takes --help and --verbose (debug logs). The verbs that read a
-config file (server, client, publish, fetch, check) take --config FILE
+config file (server, client, publish, fetch, check, login) take --config FILE
 (default: %s).
 
 Exit codes: 0 ok, 1 no valid result, 2 usage or config error (a refused
@@ -159,6 +161,7 @@ func verbs() []verb {
 		{"keygen", "make keys", runKeygen},
 		{"legacy", "legacy format tools", runLegacy},
 		{"check", "check the configuration and connections", runCheck},
+		{"login", "sign in to the mail provider (OAuth2)", runLogin},
 		{"demo", "run the loopback demo", runDemo},
 		{"version", "print the version", runVersion},
 	}

@@ -9,7 +9,7 @@
 // publisher.ipv6_suffix) are that package's own, so a file that config
 // accepts is one the roles accept.
 //
-// Secrets (mail.password, codec.key) are references — env:NAME, file:PATH,
+// Secrets (mail.password, mail.oauth2.client_secret, codec.key) are references — env:NAME, file:PATH,
 // keyring:SERVICE/USER — or literals, which work but draw a warning. They are
 // resolved only when needed, by Secret.Resolve, and never printed.
 package config
@@ -68,9 +68,12 @@ type Mail struct {
 	Address  string `yaml:"address"`
 	Username string `yaml:"username"`
 	Password Secret `yaml:"password"`
-	CAFile   string `yaml:"ca_file"`
-	SMTP     Server `yaml:"smtp"`
-	IMAP     IMAP   `yaml:"imap"`
+	// Auth is "password" (the default) or "oauth2".
+	Auth   string `yaml:"auth"`
+	OAuth2 OAuth2 `yaml:"oauth2"`
+	CAFile string `yaml:"ca_file"`
+	SMTP   Server `yaml:"smtp"`
+	IMAP   IMAP   `yaml:"imap"`
 }
 
 // Server is an SMTP endpoint.
@@ -157,6 +160,7 @@ func DefaultPath() (string, error) {
 // publisher.DefaultCheckEvery), so a file that leaves a key out behaves as
 // the package does with a zero option.
 func (c *Config) ApplyDefaults() {
+	c.applyOAuth2Defaults()
 	if c.Mail.Username == "" {
 		c.Mail.Username = c.Mail.Address
 	}

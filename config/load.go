@@ -101,17 +101,36 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg.ApplyDefaults()
 	if probs := cfg.validate(""); len(probs) > 0 {
 		for i := range probs {
-			probs[i].Line = keyLines[strings.SplitN(probs[i].Key, "[", 2)[0]]
+			probs[i].Line = lineOf(keyLines, probs[i].Key)
 		}
 		return nil, &Error{Path: path, Problems: probs}
 	}
 	cfg.keyLines = keyLines
 	cfg.Warnings = append(cfg.literalSecretWarnings(), cfg.portWarnings()...)
 	cfg.Warnings = append(cfg.Warnings, cfg.secretFileWarnings()...)
+	cfg.Warnings = append(cfg.Warnings, cfg.oauth2Warnings()...)
 	return cfg, nil
 }
 
 var errEOF = errors.New("EOF")
+
+// lineOf returns the line of key ("a.b[2]" counts as "a.b"), or of the
+// nearest enclosing key written in the file (a missing mail.oauth2.client_id
+// points at mail.oauth2), or 0.
+func lineOf(keyLines map[string]int, key string) int {
+	k := strings.SplitN(key, "[", 2)[0]
+	for k != "" {
+		if l, ok := keyLines[k]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
 
 // checkKeys walks a mapping node beside the struct type t and records every
 // key that t has no field for, and every duplicated key.

@@ -53,7 +53,7 @@ func (s Secret) EnvName() string {
 // environment of commands ipsync runs.
 func (c *Config) SecretEnvNames() []string {
 	var names []string
-	for _, s := range []Secret{c.Mail.Password, c.Codec.Key} {
+	for _, s := range []Secret{c.Mail.Password, c.Mail.OAuth2.ClientSecret, c.Codec.Key} {
 		if n := s.EnvName(); n != "" {
 			names = append(names, n)
 		}
@@ -156,7 +156,7 @@ func (c *Config) literalSecretWarnings() []string {
 	for _, s := range []struct {
 		key string
 		sec Secret
-	}{{"mail.password", c.Mail.Password}, {"codec.key", c.Codec.Key}} {
+	}{{"mail.password", c.Mail.Password}, {"mail.oauth2.client_secret", c.Mail.OAuth2.ClientSecret}, {"codec.key", c.Codec.Key}} {
 		if s.sec.Kind() == "literal" {
 			at := ""
 			if s.sec.line > 0 {
@@ -178,7 +178,7 @@ func (c *Config) secretFileWarnings() []string {
 	for _, s := range []struct {
 		key string
 		sec Secret
-	}{{"mail.password", c.Mail.Password}, {"codec.key", c.Codec.Key}} {
+	}{{"mail.password", c.Mail.Password}, {"mail.oauth2.client_secret", c.Mail.OAuth2.ClientSecret}, {"codec.key", c.Codec.Key}} {
 		if s.sec.Kind() != "file" {
 			continue
 		}

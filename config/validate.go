@@ -42,6 +42,7 @@ func (c *Config) validate(_ string) []Problem {
 	if msg := c.Mail.Password.validateRef(); msg != "" {
 		add("mail.password", "%s", msg)
 	}
+	ps = append(ps, c.authProblems()...)
 	if c.Mail.CAFile != "" {
 		if _, err := os.Stat(c.CAFile()); err != nil {
 			add("mail.ca_file", "cannot read %s: %v; give the path of a PEM file of CA certificates, or remove the key", c.CAFile(), err)
@@ -207,7 +208,7 @@ func (c *Config) Require(role Role) error {
 			add("codec.key", "missing; set it to the client key (ipsync-client-1:…) printed by `ipsync keygen` on the server, e.g. codec.key: file:PATH")
 		}
 	}
-	if !c.Mail.Password.IsSet() {
+	if !c.Mail.Password.IsSet() && !c.IsOAuth2() {
 		add("mail.password", "missing; set it to env:NAME, file:PATH or keyring:SERVICE/USER (for Gmail, an app password)")
 	}
 	switch role {

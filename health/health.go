@@ -109,4 +109,11 @@ type Status struct {
 	Seq uint64
 	// Paused (server) is true while publishing is paused.
 	Paused bool
+	// SignInNeeded is true when the mail provider no longer accepts the
+	// stored OAuth2 sign-in (mail.auth: oauth2): the refresh token was
+	// revoked or has expired, or none is stored yet. Retrying does not help
+	// and logins stop until the user signs in again (`ipsync login`, or the
+	// tray's "Sign in…"). It comes with any State, usually Error; Err may
+	// say more.
+	SignInNeeded bool
 }

@@ -59,6 +59,7 @@ const (
 	ProblemCertificate                  // the certificate is for another name, or expired
 	ProblemAuth                         // the server refused the user name or password
 	ProblemNoMailbox                    // the IMAP mailbox does not exist
+	ProblemSignIn                       // the OAuth2 sign-in must be renewed (ipsync login)
 )
 
 // Error is a mail connection failure explained for the person who set
@@ -89,6 +90,9 @@ type Target struct {
 	Mailbox string
 	// CAFile says whether mail.ca_file was set.
 	CAFile bool
+	// OAuth2 says the login used an OAuth2 access token (mail.auth:
+	// oauth2), not mail.password.
+	OAuth2 bool
 }
 
 // stage is a step of setting up an IMAP connection; a failure in it is
@@ -170,6 +174,13 @@ func (x explainer) explain(err error) (Problem, string, string) {
 	)
 	st := stageOf(err)
 	switch {
+	case errors.Is(err, ErrSignInNeeded):
+		return ProblemSignIn, "mail.oauth2", fmt.Sprintf("the mail provider no longer accepts the sign-in of %q (the refresh token was revoked or has expired, or none is stored): run ipsync login (with the same --config) and sign in again",
+			x.t.Username)
+	case x.t.OAuth2 && (errors.Is(err, ErrAuthRefused) || errors.As(err, &imapErr) && isAuthCode(imapErr.Code) ||
+		errors.As(err, &tpErr) && (tpErr.Code == 535 || tpErr.Code == 534 || tpErr.Code == 530)):
+		return ProblemAuth, "mail.oauth2", fmt.Sprintf("the %s server %s refused the access token of %q even after a refresh: check that the app registration grants the mail scopes (mail.oauth2.scopes), that %s is enabled for the mailbox, and that mail.username is the account you signed in with",
+			proto, x.t.Endpoint.Host, x.t.Username, proto)
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return ProblemNoHost, x.key + ".host", fmt.Sprintf("the %s server name %q is not in DNS: check %s.host (a typo?) and this computer's network",
 			proto, x.t.Endpoint.Host, x.key)
@@ -212,6 +223,8 @@ func (x explainer) explain(err error) (Problem, string, string) {
 		return ProblemAuth, "mail.password", x.refused(imapErr.Text)
 	case errors.As(err, &tpErr) && (tpErr.Code == 535 || tpErr.Code == 534 || tpErr.Code == 530):
 		return ProblemAuth, "mail.password", x.refused(fmt.Sprintf("%d %s", tpErr.Code, tpErr.Msg))
+	case errors.Is(err, ErrAuthRefused) && errors.As(err, &imapErr):
+		return ProblemAuth, "mail.password", x.refused(imapErr.Text)
 	case errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeNonExistent:
 		return ProblemNoMailbox, "mail.imap.mailbox", fmt.Sprintf("the mailbox %q does not exist for %s on %s: set mail.imap.mailbox to an existing folder (INBOX is always there)",
 			x.t.Mailbox, x.t.Username, x.addr)

@@ -128,6 +128,10 @@ func (e *signInNeeded) Error() string {
 	return msg
 }
 
+// SignInNeeded reports true: callers that do not import this package (such
+// as mailconn) recognise the state by this method.
+func (e *signInNeeded) SignInNeeded() bool { return true }
+
 func (e *signInNeeded) Unwrap() []error {
 	if e.cause != nil {
 		return []error{ErrSignInNeeded, e.cause}

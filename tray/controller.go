@@ -63,7 +63,9 @@ func (t *Tray) newController(u ui, notes chan<- notice, stop func()) *controller
 			role:      t.opts.Role,
 			name:      t.opts.Name,
 			hasConfig: t.opts.ConfigPath != "",
+			canSignIn: t.opts.Actions.SignIn != nil,
 		},
+		tr: tracker{loginCmd: loginCommand(t.opts.ConfigPath)},
 	}
 	c.readAutostart()
 	c.status = t.latest()
@@ -212,6 +214,10 @@ func (c *controller) click(id itemID) {
 			return
 		}
 		log.Info("address copied to clipboard", "addr", addr)
+	case itemSignIn:
+		if a.SignIn != nil {
+			a.SignIn()
+		}
 	case itemFetch:
 		if a.FetchNow != nil {
 			a.FetchNow()

@@ -21,6 +21,7 @@ const (
 	itemStatus            // last check, message age, watch mode / last sent
 	itemHeartbeat         // server: next heartbeat
 	itemError             // the error message
+	itemSignIn            // OAuth2 sign-in, shown only when needed
 	itemCopy              // copy the (IPv4) address
 	itemCopy6             // copy the IPv6 address when both are known
 	itemFetch             // client: fetch now
@@ -68,6 +69,7 @@ type env struct {
 	hasConfig   bool   // a config path is known
 	autostartOK bool   // the autostart entry can be read and changed
 	autostartOn bool
+	canSignIn   bool // Actions.SignIn is set
 }
 
 // maxTooltip is the longest tooltip in runes: Windows keeps 127 UTF-16 units
@@ -79,6 +81,9 @@ func view(e env, s health.Status, now time.Time) model {
 	name := s.Name
 	if name == "" {
 		name = e.name
+	}
+	if s.SignInNeeded && s.Err == "" {
+		s.Err = "sign-in needed"
 	}
 	addrs := joinAddrs(s.IPv4, s.IPv6)
 	icon := e.role.String() + "-" + s.State.Icon()
@@ -123,6 +128,7 @@ func view(e env, s health.Status, now time.Time) model {
 	info = append(info,
 		entry{ID: itemError, Label: errLabel, Hidden: s.Err == ""},
 		entry{ID: itemSeparator},
+		entry{ID: itemSignIn, Label: "Sign in…", Enabled: e.canSignIn, Hidden: !s.SignInNeeded},
 		entry{ID: itemCopy, Label: copyLabel, Enabled: addrs != ""},
 		entry{ID: itemCopy6, Label: "Copy IPv6 address", Enabled: both, Hidden: !both},
 	)

@@ -290,6 +290,15 @@ func TestViewMenu(t *testing.T) {
 		{"server paused with error", env{role: RoleServer, name: "office", hasConfig: true, autostartOK: true},
 			health.Status{State: health.Error, IPv4: addrA, Paused: true, NextHeartbeat: now, Err: "SMTP login failed"},
 			"(office: 203.0.113.9) | (Not checked yet · nothing sent yet) | (Error: SMTP login failed) | -- | Copy address | (Publish now) | [x] Pause publishing | -- | Open config | [ ] Start at login | -- | Quit"},
+		{"client sign-in needed", env{role: RoleClient, name: "office", hasConfig: true, canSignIn: true},
+			health.Status{State: health.Error, IPv4: addrA, SignInNeeded: true},
+			"(office: 203.0.113.9) | (Not checked yet) | (Error: sign-in needed) | -- | Sign in… | Copy address | Fetch now | -- | Open config | ([ ] Start at login) | -- | Quit"},
+		{"server sign-in needed without the action", env{role: RoleServer, name: "office", hasConfig: true},
+			health.Status{State: health.Error, SignInNeeded: true, Err: "the provider refused the refresh token"},
+			"(office: public address not known yet) | (Not checked yet · nothing sent yet) | (Error: the provider refused the refresh token) | -- | (Sign in…) | (Copy address) | Publish now | [ ] Pause publishing | -- | Open config | ([ ] Start at login) | -- | Quit"},
+		{"sign-in item hidden when not needed", env{role: RoleClient, name: "office", canSignIn: true},
+			health.Status{State: health.Error, IPv4: addrA, Err: "cannot connect"},
+			"(office: 203.0.113.9) | (Not checked yet) | (Error: cannot connect) | -- | Copy address | Fetch now | -- | (Open config) | ([ ] Start at login) | -- | Quit"},
 		{"server heartbeat due", env{role: RoleServer, name: "office"},
 			health.Status{State: health.Current, IPv4: addrA, NextHeartbeat: now.Add(-time.Minute)},
 			"(office: 203.0.113.9) | (Not checked yet · nothing sent yet) | (Next heartbeat due now) | -- | Copy address | Publish now | [ ] Pause publishing | -- | (Open config) | ([ ] Start at login) | -- | Quit"},
@@ -315,6 +324,7 @@ func TestViewStable(t *testing.T) {
 			for _, s := range []health.Status{
 				{State: st},
 				{State: st, IPv4: addrA, IPv6: addr6, Previous: addrB, Err: "x", Paused: true, NextHeartbeat: now},
+				{State: st, SignInNeeded: true},
 			} {
 				m := view(e, s, now)
 				if len(m.Items) != len(ref.Items) {

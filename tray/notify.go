@@ -3,6 +3,8 @@ package tray
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gen2brain/beeep"
@@ -17,7 +19,7 @@ const errorEvery = time.Hour
 
 // notice is one desktop notification to show.
 type notice struct {
-	kind  string // "change", "stale", "unreachable", "recovered", "error", "action"
+	kind  string // "change", "stale", "unreachable", "recovered", "error", "signin", "action"
 	title string
 	body  string
 	icon  string // icons name
@@ -30,6 +32,8 @@ type tracker struct {
 	last        health.State // last state other than Working
 	errNotified bool         // an error was announced since the last Current
 	errAt       map[string]time.Time
+	signIn      bool   // a sign-in-needed status was seen and announced
+	loginCmd    string // the command that signs in, for the notice
 }
 
 // maxErr is the longest error message, in runes, a notification shows.
@@ -52,6 +56,18 @@ func (tr *tracker) next(role Role, defName string, s health.Status, now time.Tim
 	if s.State == health.Working {
 		return quietly(out, quiet)
 	}
+	if s.SignInNeeded {
+		// One notice with the command replaces the error notices until
+		// a status no longer needs a sign-in.
+		if !tr.signIn {
+			tr.signIn = true
+			out = append(out, signInNotice(role, f.name, tr.loginCmd))
+		}
+		tr.last = s.State
+		tr.errNotified = true
+		return quietly(out, quiet)
+	}
+	tr.signIn = false
 	prev := tr.last
 	tr.last = s.State
 	if a, ok := announcements[s.State]; tr.due(s, prev, changed, now) && ok {
@@ -167,6 +183,40 @@ func (a announcement) write(role Role, f facts) notice {
 	n := notice{kind: a.kind, icon: role.String() + "-" + f.s.State.Icon()}
 	n.title, n.body = words(f)
 	return n
+}
+
+// signInNotice says that the mail provider wants a new sign-in, and how.
+func signInNotice(role Role, name, cmd string) notice {
+	if cmd == "" {
+		cmd = loginCommand("")
+	}
+	return notice{kind: "signin", title: name + ": sign-in needed",
+		body: "The mail provider no longer accepts ipsync's sign-in, so " + map[Role]string{RoleClient: "updates stop", RoleServer: "publishing stops"}[role] +
+			". Choose Sign in… in the ipsync menu, or run: " + cmd,
+		icon: role.String() + "-error"}
+}
+
+// loginCommand is the command line that signs in with the config at path,
+// quoted for the shell of goos where needed.
+func loginCommand(path string) string { return loginCommandFor(runtime.GOOS, path) }
+
+func loginCommandFor(goos, path string) string {
+	cmd := "ipsync login"
+	if path == "" {
+		return cmd
+	}
+	special := " \t'\"$`&;|<>()*?[]{}~!#"
+	if goos != "windows" {
+		special += `\`
+	}
+	if strings.ContainsAny(path, special) {
+		if goos == "windows" {
+			path = `"` + path + `"` // cmd.exe and PowerShell
+		} else {
+			path = "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
+		}
+	}
+	return cmd + " --config " + path
 }
 
 // changeNotice announces that the addresses went from old to new.

@@ -239,3 +239,80 @@ func TestLongErrorCut(t *testing.T) {
 		t.Errorf("next(error of 300 runes) = %q, want one notice cut to %d runes", got, maxErr)
 	}
 }
+
+// TestTrackerSignIn: a sign-in-needed status is announced once, with the
+// command, instead of the error notices, until a status no longer needs it.
+func TestTrackerSignIn(t *testing.T) {
+	t.Parallel()
+	const cmd = "ipsync login --config /etc/ipsync/config.yaml"
+	client := "signin: office: sign-in needed | The mail provider no longer accepts ipsync's sign-in, so updates stop. Choose Sign in… in the ipsync menu, or run: " + cmd
+	server := "signin: office: sign-in needed | The mail provider no longer accepts ipsync's sign-in, so publishing stops. Choose Sign in… in the ipsync menu, or run: " + cmd
+	signIn := func(err string) health.Status {
+		return health.Status{State: health.Error, IPv4: addrA, Err: err, ErrKind: "login", SignInNeeded: true}
+	}
+	type step struct {
+		s    health.Status
+		want []string
+	}
+	tests := []struct {
+		name  string
+		role  Role
+		quiet bool
+		steps []step
+	}{
+		{"client", RoleClient, false, []step{
+			{health.Status{State: health.Current, IPv4: addrA}, nil},
+			{signIn("sign-in needed: the provider refused the refresh token"), []string{client}},
+			{signIn("sign-in needed: still"), nil},
+			{health.Status{State: health.Working, IPv4: addrA, SignInNeeded: true}, nil},
+			{signIn("sign-in needed: the provider refused the refresh token"), nil},
+			{health.Status{State: health.Current, IPv4: addrA}, []string{"recovered: office is back | 203.0.113.9 is current again."}},
+			{signIn("revoked again"), []string{client}},
+		}},
+		{"server", RoleServer, false, []step{
+			{signIn(""), []string{server}},
+			{signIn(""), nil},
+			{health.Status{State: health.Error, IPv4: addrA, Err: "smtp timeout"}, []string{"error: office: cannot publish | smtp timeout"}},
+			{signIn(""), []string{server}},
+		}},
+		{"quiet", RoleClient, true, []step{
+			{signIn("x"), nil},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := tracker{loginCmd: cmd}
+			for i, st := range tt.steps {
+				var got []string
+				for _, n := range tr.next(tt.role, "office", st.s, now.Add(time.Duration(i)*time.Minute), tt.quiet) {
+					got = append(got, fmt.Sprintf("%s: %s | %s", n.kind, n.title, n.body))
+					if n.icon != tt.role.String()+"-error" && n.kind == "signin" {
+						t.Errorf("step %d: sign-in notice icon = %q", i, n.icon)
+					}
+				}
+				if strings.Join(got, "\n") != strings.Join(st.want, "\n") {
+					t.Errorf("step %d: next(%+v) =\n  %q\nwant\n  %q", i, st.s, got, st.want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoginCommand(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ goos, path, want string }{
+		{"linux", "", "ipsync login"},
+		{"linux", "/etc/ipsync/config.yaml", "ipsync login --config /etc/ipsync/config.yaml"},
+		{"linux", "/home/ann/my ipsync/it's.yaml", `ipsync login --config '/home/ann/my ipsync/it'\''s.yaml'`},
+		{"windows", `C:\Users\Ann Lee\AppData\Roaming\ipsync\config.yaml`, `ipsync login --config "C:\Users\Ann Lee\AppData\Roaming\ipsync\config.yaml"`},
+		{"windows", `C:\ipsync\config.yaml`, `ipsync login --config C:\ipsync\config.yaml`},
+	} {
+		if got := loginCommandFor(tt.goos, tt.path); got != tt.want {
+			t.Errorf("loginCommandFor(%s, %q) = %q, want %q", tt.goos, tt.path, got, tt.want)
+		}
+	}
+	if n := signInNotice(RoleClient, "office", ""); !strings.HasSuffix(n.body, "run: ipsync login") {
+		t.Errorf("signInNotice without a command = %q, want it to name ipsync login", n.body)
+	}
+}

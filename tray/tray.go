@@ -54,6 +54,12 @@ type Actions struct {
 	// SetPaused (server) pauses (true) or resumes (false) publishing;
 	// keeping the choice across restarts is the publisher's job.
 	SetPaused func(paused bool)
+	// SignIn (both roles) runs the OAuth2 browser sign-in; the menu shows
+	// "Sign in…" only while the Status says SignInNeeded. Each click calls
+	// it: it should start the flow in its own goroutine, ignore a click
+	// while a flow runs, and report the outcome with the next Status. nil
+	// leaves the item disabled; the notification still names the command.
+	SignIn func()
 	// Quit is called when the user chooses Quit, just before Run returns.
 	Quit func()
 }

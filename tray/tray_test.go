@@ -174,6 +174,7 @@ func (r *recorder) actions() Actions {
 		PublishNow: func() { r.add("publish") },
 		SetPaused:  func(p bool) { r.add(fmt.Sprintf("paused=%v", p)) },
 		Quit:       func() { r.add("quit") },
+		SignIn:     func() { r.add("signin") },
 	}
 }
 
@@ -464,4 +465,43 @@ func TestTrayCopyFailure(t *testing.T) {
 			t.Errorf("notifications = %q, want one naming the address and the cause", got)
 		}
 	})
+}
+
+// TestTraySignIn: "Sign in…" appears only while a sign-in is needed, calls
+// Actions.SignIn, and one notification names the command.
+func TestTraySignIn(t *testing.T) {
+	for _, role := range []Role{RoleClient, RoleServer} {
+		t.Run(role.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := startHarness(t, Options{Role: role, ConfigPath: "/etc/ipsync/config.yaml"}, health.Status{State: health.Current, IPv4: addrA})
+				defer h.stop()
+				item := h.ui.find(t, "Sign in")
+				if _, _, _, visible := item.state(); visible {
+					t.Error("Sign in… visible while no sign-in is needed")
+				}
+
+				h.set(health.Status{State: health.Error, IPv4: addrA, SignInNeeded: true, Err: "sign-in needed: the provider refused the refresh token"})
+				if label, enabled, _, visible := item.state(); label != "Sign in…" || !enabled || !visible {
+					t.Errorf("sign-in item = %q enabled %v visible %v; want Sign in… enabled and visible", label, enabled, visible)
+				}
+				if icon, tip := h.ui.shown(); icon != role.String()+"-error" || !strings.Contains(tip, "sign-in needed") {
+					t.Errorf("icon, tooltip = %q, %q; want the error icon and the reason", icon, tip)
+				}
+				h.click("Sign in")
+				h.set(health.Status{State: health.Error, IPv4: addrA, SignInNeeded: true, Err: "sign-in needed"})
+				if got := strings.Join(h.rec.all(), ","); got != "signin" {
+					t.Errorf("actions = %q, want signin", got)
+				}
+				notes := h.notes.all()
+				if len(notes) != 1 || !strings.Contains(notes[0], "sign-in needed") || !strings.HasSuffix(notes[0], "run: ipsync login --config /etc/ipsync/config.yaml") {
+					t.Errorf("notifications = %q, want one naming the command", notes)
+				}
+
+				h.set(health.Status{State: health.Current, IPv4: addrA})
+				if _, _, _, visible := item.state(); visible {
+					t.Error("Sign in… still visible after the sign-in")
+				}
+			})
+		})
+	}
 }
