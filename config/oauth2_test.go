@@ -32,12 +32,12 @@ func TestOAuth2PresetFillsHosts(t *testing.T) {
 		imapPort int
 		imapTLS  string
 	}{
-		{"microsoft", oauthYAML, Server{"smtp.office365.com", 587, "starttls"}, "outlook.office365.com", 993, "implicit"},
+		{"microsoft", oauthYAML, Server{Host: "smtp.office365.com", Port: 587, TLS: "starttls"}, "outlook.office365.com", 993, "implicit"},
 		{"google", strings.Replace(strings.Replace(oauthYAML, "provider: microsoft", "provider: google", 1),
 			"client_id: 11111111-2222-3333-4444-555555555555", "client_id: 123-abc.apps.googleusercontent.com\n    client_secret: env:IPSYNC_TEST_CLIENT_SECRET", 1),
-			Server{"smtp.gmail.com", 465, "implicit"}, "imap.gmail.com", 993, "implicit"},
+			Server{Host: "smtp.gmail.com", Port: 465, TLS: "implicit"}, "imap.gmail.com", 993, "implicit"},
 		{"own hosts kept", strings.Replace(oauthYAML, "codec:", "  smtp:\n    host: smtp.contoso.example\n    tls: starttls\n  imap:\n    host: imap.contoso.example\ncodec:", 1),
-			Server{"smtp.contoso.example", 587, "starttls"}, "imap.contoso.example", 993, "implicit"},
+			Server{Host: "smtp.contoso.example", Port: 587, TLS: "starttls"}, "imap.contoso.example", 993, "implicit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
