@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -238,9 +237,7 @@ codec:
 		if err != nil || !strings.HasPrefix(out.String(), "office "+v4(42).String()+" (seq 42,") {
 			b.Fatalf("ipsync fetch --once = %v\nstdout: %s\nstderr: %s", err, out.String(), errOut.String())
 		}
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			peak = max(peak, ru.Maxrss) // KiB on Linux
-		}
+		peak = max(peak, peakRSSKiB(cmd.ProcessState))
 		b.ReportMetric(float64(px.Stats().BytesDown)/1e6, "MB-down/op")
 		b.StartTimer()
 	}
