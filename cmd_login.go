@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"ipsync/config"
 	"ipsync/oauth"
+	"ipsync/tray"
 )
 
 const loginSynopsis = `ipsync login [--config F] [--device | --browser] [--port N]
@@ -51,22 +51,7 @@ var errLoginTimeout = errors.New("the sign-in was not completed within 15 minute
 
 // openBrowser opens a URL in the user's browser without waiting for it.
 // Tests replace it with an HTTP client that follows the redirect.
-var openBrowser = func(url string) error {
-	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
-	case "darwin":
-		cmd = exec.Command("open", url)
-	default:
-		cmd = exec.Command("xdg-open", url)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("open the browser: %w", err)
-	}
-	go func() { _ = cmd.Wait() }() // reap it
-	return nil
-}
+var openBrowser = tray.Open
 
 func runLogin(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("login", loginSynopsis, flagConfig)

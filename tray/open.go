@@ -8,9 +8,9 @@ import (
 	"github.com/atotto/clipboard"
 )
 
-// openFile opens path with the desktop's default application, without
-// waiting for it to close.
-func openFile(path string) error {
+// Open opens a file or URL with the desktop's default application (a URL
+// in the browser), without waiting for it to close. It does not block.
+func Open(path string) error {
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "windows":

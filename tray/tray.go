@@ -163,7 +163,7 @@ func New(opts Options) *Tray {
 		t.opts.Clipboard = writeClipboard
 	}
 	if t.opts.OpenFile == nil {
-		t.opts.OpenFile = openFile
+		t.opts.OpenFile = Open
 	}
 	if t.opts.ConfigPath != "" {
 		if abs, err := filepath.Abs(t.opts.ConfigPath); err == nil {
