@@ -74,6 +74,9 @@ Usage:
   ipsync keygen                              make a server key and its client key
   ipsync legacy encode|decode                the original tool's format (migration only)
   ipsync check [--config F]                  validate the config, try every connection
+  ipsync init [--non-interactive …]          set up the server: provider, keys, password
+  ipsync invite --out FILE                   (server) write an invitation for a staff PC
+  ipsync join FILE                           (PC) set this PC up from an invitation
   ipsync demo                                both roles against a built-in loopback mail
                                              server; no account needed
   ipsync version                             print the version
@@ -133,6 +136,9 @@ func verbs() []verb {
 		{"keygen", "make keys", runKeygen},
 		{"legacy", "legacy format tools", runLegacy},
 		{"check", "check the configuration and connections", runCheck},
+		{"invite", "write an invitation for a staff PC", runInvite},
+		{"join", "set this PC up from an invitation", runJoin},
+		{"init", "set up the server interactively", runInit},
 		{"demo", "run the loopback demo", runDemo},
 		{"version", "print the version", runVersion},
 	}
