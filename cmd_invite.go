@@ -165,4 +165,3 @@ func writeInvitation(path string, data []byte, force bool) error {
 	}
 	return nil
 }
-

@@ -329,4 +329,3 @@ func startDetachedProcess(exe string, args []string) error {
 	}
 	return cmd.Process.Release()
 }
-
