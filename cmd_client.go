@@ -80,6 +80,9 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	}
 	log := e.logger(true)
 	cfg, err := e.loadConfig(config.RoleClient, log)
+	if config.IsNotFound(err) && e.configPath == "" {
+		return firstRunClient(ctx, e, log, *headless, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -126,6 +126,11 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	log := e.logger(true)
 	cfg, err := e.loadConfig(config.RoleServer, log)
+	if config.IsNotFound(err) {
+		if handled, ierr := firstRunServer(ctx, e, err); handled {
+			return ierr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ func (t *Tray) newController(u ui, notes chan<- notice, stop func()) *controller
 			role:      t.opts.Role,
 			name:      t.opts.Name,
 			hasConfig: t.opts.ConfigPath != "",
+			notSetUp:  t.opts.NotSetUp && t.opts.Role == RoleClient,
 		},
 	}
 	c.readAutostart()
@@ -241,6 +242,14 @@ func (c *controller) click(id itemID) {
 	case itemAutostart:
 		c.toggleAutostart()
 		c.redraw(false)
+	case itemJoin:
+		if a.Join != nil {
+			a.Join()
+		}
+	case itemGuide:
+		if a.OpenGuide != nil {
+			a.OpenGuide()
+		}
 	case itemQuit:
 		if a.Quit != nil {
 			a.Quit()

@@ -33,3 +33,7 @@ func writeClipboard(text string) error {
 	}
 	return nil
 }
+
+// OpenFile opens path (a file or URL) with the desktop's default
+// application, without waiting for it to close.
+func OpenFile(path string) error { return openFile(path) }
