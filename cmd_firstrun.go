@@ -141,4 +141,3 @@ func firstRunServer(ctx context.Context, e *env, cfgErr error) (handled bool, er
 	}
 	return true, runInit(ctx, e, args)
 }
-
