@@ -229,6 +229,8 @@ runkey='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
 winmsi=$(winepath -w "$msi")
 # run_value: the ipsync-client value under the Run key, or nothing.
 run_value() { wine reg query "$runkey" /v ipsync-client 2>/dev/null | tr -d '\r' | sed -n 's/.*ipsync-client *REG_SZ *//p'; }
+# class_value KEY: the default value of HKCU\Software\Classes\KEY, or nothing.
+class_value() { wine reg query "HKCU\\Software\\Classes\\$1" /ve 2>/dev/null | tr -d '\r' | sed -n 's/.*(Default) *REG_SZ *//p; s/^ *<NO NAME> *REG_SZ *//p'; }
 msi_run() { # ACTION LOGNAME [PROPERTY=VALUE...]
 	local action=$1 name=$2
 	shift 2
@@ -242,6 +244,8 @@ uninstalled() {
 	[ ! -d "$user_dir/AppData/Local/Programs/ipsync" ] || die "msiexec /x left the install folder"
 	[ -z "$(run_value)" ] || die "msiexec /x left the login entry $runkey\\ipsync-client = $(run_value)"
 	wine reg query 'HKCU\Software\ipsync' >/dev/null 2>&1 && die "msiexec /x left HKCU\\Software\\ipsync"
+	[ -z "$(class_value .ipsync)$(class_value 'ipsync.invitation\shell\open\command')" ] ||
+		die "msiexec /x left the .ipsync file type: $(class_value .ipsync) / $(class_value 'ipsync.invitation\shell\open\command')"
 	return 0
 }
 
@@ -262,6 +266,13 @@ lnk_text=$(strings -a "$lnk" && strings -a -el "$lnk")
 grep -q 'ipsync\\ipsync.exe' <<<"$lnk_text" && grep -qx 'client' <<<"$lnk_text" ||
 	die "the Start-menu shortcut does not start ipsync.exe client"
 [ -z "$(run_value)" ] || die "start at login is on after a default install: $(run_value)"
+# The .ipsync file type opens `ipsync.exe join "<file>"` (an invitation),
+# and the set-up guide is there for the tray's "Open the set-up guide".
+[ "$(class_value .ipsync)" = ipsync.invitation ] || die "no .ipsync file type after install: '$(class_value .ipsync)'"
+want_open="\"$(winepath -w "$exe")\" join \"%1\""
+[ "$(class_value 'ipsync.invitation\shell\open\command')" = "$want_open" ] ||
+	die "the .ipsync file type opens '$(class_value 'ipsync.invitation\shell\open\command')', want '$want_open'"
+[ -f "$(dirname "$exe")/docs/deploy.md" ] || die "the .msi installed no docs\\deploy.md"
 msi_run /x uninstall
 uninstalled
 
@@ -282,6 +293,6 @@ wine reg add "$runkey" /v ipsync-client /t REG_SZ /d "$tray_value" /f >/dev/null
 [ "$(run_value)" = "$tray_value" ] || die "could not read back the Run value: $(run_value)"
 msi_run /x uninstall-tray
 uninstalled
-log "msi: per-user; installed under Wine: version, version resource, icon, shortcut, start at login; uninstalled cleanly ($((SECONDS - t))s)"
+log "msi: per-user; installed under Wine: version, version resource, icon, shortcut, .ipsync file type, guide, start at login; uninstalled cleanly ($((SECONDS - t))s)"
 
 log "passed in $((SECONDS - started))s (packaging/dist.sh ${dist_time}s)"
