@@ -36,8 +36,7 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var t *tray.Tray
-	t = tray.New(tray.Options{
+	t := tray.New(tray.Options{
 		Role:     tray.RoleClient,
 		NotSetUp: true,
 		Logger:   log.With("part", "tray"),

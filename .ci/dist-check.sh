@@ -40,8 +40,9 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 # --- packages ---------------------------------------------------------------
 # wixl builds the .msi (Debian splits it from msitools, which has msiinfo);
 # systemd gives systemd-analyze and systemd-sysusers; desktop-file-utils
-# validates the desktop entry; wine runs the installer.
-install_missing zip unzip wixl msitools systemd desktop-file-utils binutils wine wine64
+# validates the desktop entries, shared-mime-info the MIME type; wine runs
+# the installer.
+install_missing zip unzip wixl msitools systemd desktop-file-utils shared-mime-info binutils wine wine64
 command -v go >/dev/null || die "go is not on PATH"
 # dpkg installs into the throwaway root as root would: files owned by root,
 # /etc/ipsync handed to the ipsync group.
@@ -141,6 +142,7 @@ want=$(sort <<'EOF'
 -rw-r--r-- ./usr/lib/systemd/system/ipsync-server.service
 -rw-r--r-- ./usr/lib/systemd/user/ipsync-client.service
 -rw-r--r-- ./usr/lib/sysusers.d/ipsync.conf
+-rw-r--r-- ./usr/share/applications/ipsync-join.desktop
 -rw-r--r-- ./usr/share/applications/ipsync.desktop
 -rw-r--r-- ./usr/share/doc/ipsync/README.md
 -rw-r--r-- ./usr/share/doc/ipsync/config.example.yaml
@@ -148,6 +150,7 @@ want=$(sort <<'EOF'
 -rw-r--r-- ./usr/share/doc/ipsync/operations.md
 -rw-r--r-- ./usr/share/icons/hicolor/64x64/apps/ipsync.png
 -rw-r--r-- ./usr/share/man/man1/ipsync.1.gz
+-rw-r--r-- ./usr/share/mime/packages/ipsync.xml
 EOF
 )
 [ "$got" = "$want" ] || die "dpkg-deb -c lists other files than expected:"$'\n'"$(diff <(echo "$want") <(echo "$got"))"
@@ -167,9 +170,21 @@ gid=$(awk -F: '$1 == "ipsync" { print $3 }' "$r/etc/group")
 [ -n "$gid" ] || die "the postinst made no ipsync group"
 [ "$(stat -c '%a %u %g' "$r/etc/ipsync")" = "750 0 $gid" ] ||
 	die "/etc/ipsync is $(stat -c '%a %u %g' "$r/etc/ipsync"), want 750 root:ipsync ($gid)"
-if ! msg=$(desktop-file-validate "$r/usr/share/applications/ipsync.desktop" 2>&1) || [ -n "$msg" ]; then
-	die "desktop-file-validate: $msg"
-fi
+for d in ipsync ipsync-join; do
+	if ! msg=$(desktop-file-validate "$r/usr/share/applications/$d.desktop" 2>&1) || [ -n "$msg" ]; then
+		die "desktop-file-validate $d.desktop: $msg"
+	fi
+done
+# Invitations (*.ipsync) open with `ipsync join`: the MIME type is defined
+# (update-mime-database accepts it) and the join entry handles it.
+grep -qx 'MimeType=application/x-ipsync-invitation;' "$r/usr/share/applications/ipsync-join.desktop" &&
+	grep -qx 'Exec=/usr/bin/ipsync join %f' "$r/usr/share/applications/ipsync-join.desktop" ||
+	die "ipsync-join.desktop does not open application/x-ipsync-invitation with ipsync join"
+mkdir -p "$work/mime/packages"
+cp "$r/usr/share/mime/packages/ipsync.xml" "$work/mime/packages/"
+update-mime-database "$work/mime" >/dev/null 2>&1 || die "update-mime-database rejects ipsync.xml"
+grep -q '^application/x-ipsync-invitation:\*\.ipsync$' "$work/mime/globs" ||
+	die "the MIME database built from ipsync.xml has no *.ipsync glob: $(cat "$work/mime/globs")"
 man=$(gzip -dc "$r/usr/share/man/man1/ipsync.1.gz")
 grep -q "^\.TH IPSYNC 1 .*\"ipsync $version\"" <<<"$man" || die "the man page has no .TH line naming ipsync $version"
 for v in server client check keygen; do
@@ -199,7 +214,7 @@ exposure=$(systemd-analyze security --offline=yes --root="$vr" --threshold=20 \
 	/usr/lib/systemd/system/ipsync-server.service 2>&1) ||
 	die "systemd-analyze security: ipsync-server.service is exposed above 2.0:"$'\n'"$(grep '✗' <<<"$exposure")"
 exposure=$(sed -n 's/.*Overall exposure level for ipsync-server.service: //p' <<<"$exposure")
-log "deb: contents ok; installed into a throwaway root; version, user, /etc/ipsync, desktop entry, man page ok; units verified; exposure $exposure"
+log "deb: contents ok; installed into a throwaway root; version, user, /etc/ipsync, desktop entries, .ipsync MIME type, man page ok; units verified; exposure $exposure"
 
 dpkg --root="$r" --force-script-chrootless --log="$work/dpkg.log" -r ipsync >"$work/dpkg-remove.log" 2>&1 ||
 	die "dpkg -r ipsync failed"
