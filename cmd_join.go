@@ -28,7 +28,8 @@ stores the secrets in the OS keyring (or in files of mode 0600 beside the
 config when there is no keyring), writes the config (default path below;
 never over an existing one without --force), checks the mailbox, and turns
 on start at login. Started from the desktop, or with --start, it then
-starts the tray; from a terminal it returns when done.
+starts the tray; from a terminal or with --passphrase-file (scripts) it
+returns when done.
 
 Exit codes: 0 joined, 2 bad command line or a config is already there,
 3 joined but the mailbox check failed, 4 wrong passphrase, 5 the file is
@@ -72,7 +73,9 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageErr("join takes one invitation FILE (made by `ipsync invite` on the server), got %d arguments", len(pos))
 	}
-	desktop := startedFromDesktop()
+	// A passphrase file means a script (a deployment tool): no dialogs, and
+	// no tray unless --start.
+	desktop := *passFile == "" && startedFromDesktop()
 	err = e.join(ctx, pos[0], *passFile, *force, desktop)
 	var ee *exitError
 	switch {

@@ -17,6 +17,9 @@
 #     a copy of the root plus this machine's units; the user unit in user
 #     scope) and `systemd-analyze security` on the server unit, then removes
 #     and purges the package;
+#   - both packages, once installed: a fresh user runs `ipsync join` with an
+#     invitation made against a loopback mail server (internal/loopserver)
+#     and `ipsync fetch --once` prints the address published there;
 #   - the .msi: checks it is per-user (no elevation, no ALLUSERS), installs it
 #     under Wine (`msiexec /i … /qn`), runs the installed ipsync.exe
 #     `version`, reads its version resource, finds the Start-menu shortcut,
@@ -57,9 +60,11 @@ fi
 work=$(mktemp -d /tmp/ipsync-dist-check.XXXXXX)
 export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES='mscoree=;mshtml='
+pids=()
 cleanup() {
 	local rc=$?
 	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
+	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ]; then
 		for f in "$work"/*.log; do
 			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 25 "$f" >&2; }
@@ -129,6 +134,26 @@ tar -C "$work/tar" -xzf "$out/${p}_darwin_arm64.tar.gz"
 file_type=$(od -An -tx1 -N4 "$work/tar/${p}_darwin_arm64/ipsync" | tr -d ' ')
 [ "$file_type" = cffaedfe ] || die "the darwin_arm64 program is not a 64-bit Mach-O file (magic $file_type)"
 log "archives: contents, checksums, versions ok"
+
+# --- an invitation ----------------------------------------------------------
+# A loopback mail server (internal/loopserver: SMTP+IMAP with TLS on
+# 127.0.0.1, a server config and a fresh key), the address published once,
+# and an invitation made by the archive's program: each installed package
+# must then get from `ipsync join` to that address with no other step.
+go build -o "$work/loopserver" ./internal/loopserver
+"$work/loopserver" --dir "$work/mail" >"$work/loopserver.out" 2>"$work/loopserver.log" &
+pids+=($!)
+wait_for 30 "loopserver to be ready" grep -q '^ready ' "$work/loopserver.out"
+linux_ipsync=$work/tar/${p}_linux_amd64/ipsync
+joined_ip=198.51.100.20
+timeout 60 "$linux_ipsync" publish --once --config "$work/mail/server.yaml" --ip $joined_ip >"$work/publish.log" 2>&1 ||
+	die "could not publish $joined_ip to the loopback mail server"
+printf 'dist-check invitation passphrase\n' >"$work/passphrase"
+timeout 60 "$linux_ipsync" invite --config "$work/mail/server.yaml" --out "$work/pc.ipsync" \
+	--passphrase-file "$work/passphrase" >"$work/invite.log" 2>&1 || die "ipsync invite failed"
+[ "$(stat -c %a "$work/pc.ipsync")" = 600 ] || die "the invitation's mode is $(stat -c %a "$work/pc.ipsync"), want 600"
+# ms: milliseconds since the epoch, for the round trips' times.
+ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # --- the .deb ---------------------------------------------------------------
 deb=$out/${p}_linux_amd64.deb
@@ -216,6 +241,21 @@ exposure=$(systemd-analyze security --offline=yes --root="$vr" --threshold=20 \
 exposure=$(sed -n 's/.*Overall exposure level for ipsync-server.service: //p' <<<"$exposure")
 log "deb: contents ok; installed into a throwaway root; version, user, /etc/ipsync, desktop entries, .ipsync MIME type, man page ok; units verified; exposure $exposure"
 
+# A fresh user of this root joins with the invitation (no keyring: no
+# session bus, so the secrets go to 0600 files) and reads the address.
+pc=$work/pc-linux
+mkdir -p "$pc"
+t0=$(ms)
+HOME=$pc XDG_CONFIG_HOME=$pc/.config DBUS_SESSION_BUS_ADDRESS='' timeout 60 "$r/usr/bin/ipsync" join "$work/pc.ipsync" \
+	--passphrase-file "$work/passphrase" >"$work/join-deb.log" 2>&1 || die "ipsync join from the .deb failed"
+got=$(HOME=$pc XDG_CONFIG_HOME=$pc/.config timeout 60 "$r/usr/bin/ipsync" fetch --once 2>"$work/fetch-deb.log") ||
+	die "ipsync fetch --once after join (.deb) failed: $got"
+deb_trip=$(($(ms) - t0))
+case $got in "office $joined_ip "*) ;; *) die "after join, the .deb's ipsync fetch --once printed '$got', want office $joined_ip" ;; esac
+[ "$(stat -c %a "$pc/.config/ipsync/config.yaml")" = 600 ] || die "join wrote the config with mode $(stat -c %a "$pc/.config/ipsync/config.yaml")"
+[ -f "$pc/.config/autostart/ipsync-client.desktop" ] || die "join did not turn on start at login (.deb)"
+log "deb: ipsync join of an invitation, then fetch --once: $joined_ip in ${deb_trip} ms"
+
 dpkg --root="$r" --force-script-chrootless --log="$work/dpkg.log" -r ipsync >"$work/dpkg-remove.log" 2>&1 ||
 	die "dpkg -r ipsync failed"
 [ ! -e "$r/usr/bin/ipsync" ] || die "dpkg -r left /usr/bin/ipsync"
@@ -288,6 +328,18 @@ want_open="\"$(winepath -w "$exe")\" join \"%1\""
 [ "$(class_value 'ipsync.invitation\shell\open\command')" = "$want_open" ] ||
 	die "the .ipsync file type opens '$(class_value 'ipsync.invitation\shell\open\command')', want '$want_open'"
 [ -f "$(dirname "$exe")/docs/deploy.md" ] || die "the .msi installed no docs\\deploy.md"
+# The installed ipsync.exe joins with the invitation and reads the address;
+# join turns on start at login, which the uninstall below must remove.
+t0=$(ms)
+timeout 120 wine "$exe" join "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
+	>"$work/join-msi.log" 2>&1 || die "ipsync.exe join under Wine failed"
+got=$(timeout 120 wine "$exe" fetch --once 2>"$work/fetch-msi.log" | tr -d '\r') ||
+	die "ipsync.exe fetch --once after join failed: $got"
+msi_trip=$(($(ms) - t0))
+case $got in "office $joined_ip "*) ;; *) die "after join, ipsync.exe fetch --once printed '$got', want office $joined_ip" ;; esac
+[ -f "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join wrote no %APPDATA%\\ipsync\\config.yaml"
+[ -n "$(run_value)" ] || die "join did not turn on start at login under Wine"
+log "msi: ipsync.exe join of an invitation, then fetch --once: $joined_ip in ${msi_trip} ms ($(grep -o 'secrets in [^)]*' "$work/join-msi.log" | tr -d '\r'))"
 msi_run /x uninstall
 uninstalled
 
