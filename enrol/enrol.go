@@ -38,6 +38,10 @@ const Version = 1
 // MaxSize bounds the file Open reads; real bundles are a few kilobytes.
 const MaxSize = 1 << 20
 
+// MaxWorkFactor is the largest scrypt work factor (log2 N) Open accepts:
+// 19, 512 MiB, one more than the default Seal uses.
+const MaxWorkFactor = 19
+
 // The errors of Open that callers branch on.
 var (
 	// ErrWrongPassphrase: the passphrase does not open the file (or the
@@ -224,6 +228,9 @@ func Open(r io.Reader, passphrase, role string) (Bundle, error) {
 	if err != nil {
 		return b, fmt.Errorf("%w: %v", ErrWrongPassphrase, err)
 	}
+	// A file asking for more work than any invitation needs must not make
+	// the PC spend gigabytes (age's own limit, 22, is 4 GiB).
+	id.SetMaxWorkFactor(MaxWorkFactor)
 	dr, err := age.Decrypt(src, id)
 	if err != nil {
 		var nomatch *age.NoIdentityMatchError

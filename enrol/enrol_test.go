@@ -3,10 +3,13 @@ package enrol
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"filippo.io/age/armor"
 
 	"ipsync/codec"
 	"ipsync/config"
@@ -111,6 +114,23 @@ func TestOpenErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("work factor above the limit", func(t *testing.T) {
+		t.Parallel()
+		// The scrypt stanza is "-> scrypt SALT LOGN": ask for 2^20 (1 GiB)
+		// without making anything that large.
+		bin, err := io.ReadAll(armor.NewReader(bytes.NewReader(good)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitN(string(bin), "\n", 3)
+		if !strings.HasPrefix(lines[1], "-> scrypt ") || !strings.HasSuffix(lines[1], " 10") {
+			t.Fatalf("unexpected stanza %q", lines[1])
+		}
+		lines[1] = strings.TrimSuffix(lines[1], " 10") + " 20"
+		if _, err := Open(strings.NewReader(strings.Join(lines, "\n")), "right horse", "client"); !errors.Is(err, ErrDamaged) {
+			t.Errorf("Open(work factor 20) = %v, want ErrDamaged", err)
+		}
+	})
 	t.Run("other role", func(t *testing.T) {
 		t.Parallel()
 		_, err := Open(bytes.NewReader(forServer), "right horse", "client")
