@@ -3,6 +3,7 @@ module ipsync
 go 1.26.8
 
 require (
+	filippo.io/age v1.3.2
 	fyne.io/systray v1.12.2
 	github.com/atotto/clipboard v0.1.4
 	github.com/cenkalti/backoff/v5 v5.0.3
@@ -19,11 +20,11 @@ require (
 	golang.org/x/net v0.57.0
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sys v0.47.0
+	golang.org/x/term v0.45.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
-	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	git.sr.ht/~jackmordaunt/go-toast v1.1.2 // indirect
 	github.com/danieljoos/wincred v1.2.3 // indirect
@@ -34,6 +35,5 @@ require (
 	github.com/sergeymakinen/go-bmp v1.0.0 // indirect
 	github.com/sergeymakinen/go-ico v1.0.0-beta.0 // indirect
 	github.com/tadvi/systray v0.0.0-20190226123456-11a2b8fa57af // indirect
-	golang.org/x/term v0.45.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
