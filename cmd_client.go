@@ -83,6 +83,9 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 func runClient(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("client", clientSynopsis, flagConfig|flagHeadless)
 	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleClient, longRunning: true})
+	if config.IsNotFound(err) && e.configPath == "" {
+		return firstRunClient(ctx, e, log, e.headless, err)
+	}
 	if err != nil {
 		return err
 	}

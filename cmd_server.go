@@ -121,6 +121,11 @@ func newPublisher(cfg *config.Config, sec secrets, f publisher.Finder, log *slog
 func runServer(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("server", serverSynopsis, flagConfig|flagHeadless)
 	log, cfg, err := e.start(fs, args, startOpts{role: config.RoleServer, longRunning: true})
+	if config.IsNotFound(err) {
+		if handled, ierr := firstRunServer(ctx, e, err); handled {
+			return ierr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,9 @@ Usage:
   ipsync check [--config F]                  validate the config, try every connection
   ipsync login [--config F] [--device]       sign in to Microsoft 365 / Google (OAuth2,
                                              mail.auth: oauth2) and keep the token
+  ipsync init [--non-interactive …]          set up the server: provider, keys, password
+  ipsync invite --out FILE                   (server) write an invitation for a staff PC
+  ipsync join FILE                           (PC) set this PC up from an invitation
   ipsync demo                                both roles against a built-in loopback mail
                                              server; no account needed
   ipsync version                             print the version
@@ -162,6 +165,9 @@ func verbs() []verb {
 		{"legacy", "legacy format tools", runLegacy},
 		{"check", "check the configuration and connections", runCheck},
 		{"login", "sign in to the mail provider (OAuth2)", runLogin},
+		{"invite", "write an invitation for a staff PC", runInvite},
+		{"join", "set this PC up from an invitation", runJoin},
+		{"init", "set up the server interactively", runInit},
 		{"demo", "run the loopback demo", runDemo},
 		{"version", "print the version", runVersion},
 	}
@@ -303,7 +309,9 @@ func (e *env) start(fs *flag.FlagSet, args []string, o startOpts) (*slog.Logger,
 	log := e.logger(o.longRunning)
 	cfg, err := e.loadConfig(o.role, log)
 	if err != nil {
-		return nil, nil, err
+		// The logger comes back too: a verb may go on without a config
+		// (first run).
+		return log, nil, err
 	}
 	return log, cfg, nil
 }

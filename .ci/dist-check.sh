@@ -17,6 +17,9 @@
 #     a copy of the root plus this machine's units; the user unit in user
 #     scope) and `systemd-analyze security` on the server unit, then removes
 #     and purges the package;
+#   - both packages, once installed: a fresh user runs `ipsync join` with an
+#     invitation made against a loopback mail server (internal/loopserver)
+#     and `ipsync fetch --once` prints the address published there;
 #   - the .msi: checks it is per-user (no elevation, no ALLUSERS), installs it
 #     under Wine (`msiexec /i … /qn`), runs the installed ipsync.exe
 #     `version`, reads its version resource, finds the Start-menu shortcut,
@@ -40,8 +43,9 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 # --- packages ---------------------------------------------------------------
 # wixl builds the .msi (Debian splits it from msitools, which has msiinfo);
 # systemd gives systemd-analyze and systemd-sysusers; desktop-file-utils
-# validates the desktop entry; wine runs the installer.
-install_missing zip unzip wixl msitools systemd desktop-file-utils binutils wine wine64
+# validates the desktop entries, shared-mime-info the MIME type; wine runs
+# the installer.
+install_missing zip unzip wixl msitools systemd desktop-file-utils shared-mime-info binutils wine wine64
 command -v go >/dev/null || die "go is not on PATH"
 # dpkg installs into the throwaway root as root would: files owned by root,
 # /etc/ipsync handed to the ipsync group.
@@ -56,9 +60,11 @@ fi
 work=$(mktemp -d /tmp/ipsync-dist-check.XXXXXX)
 export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES='mscoree=;mshtml='
+pids=()
 cleanup() {
 	local rc=$?
 	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
+	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ]; then
 		for f in "$work"/*.log; do
 			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 25 "$f" >&2; }
@@ -129,6 +135,26 @@ file_type=$(od -An -tx1 -N4 "$work/tar/${p}_darwin_arm64/ipsync" | tr -d ' ')
 [ "$file_type" = cffaedfe ] || die "the darwin_arm64 program is not a 64-bit Mach-O file (magic $file_type)"
 log "archives: contents, checksums, versions ok"
 
+# --- an invitation ----------------------------------------------------------
+# A loopback mail server (internal/loopserver: SMTP+IMAP with TLS on
+# 127.0.0.1, a server config and a fresh key), the address published once,
+# and an invitation made by the archive's program: each installed package
+# must then get from `ipsync join` to that address with no other step.
+go build -o "$work/loopserver" ./internal/loopserver
+"$work/loopserver" --dir "$work/mail" >"$work/loopserver.out" 2>"$work/loopserver.log" &
+pids+=($!)
+wait_for 30 "loopserver to be ready" grep -q '^ready ' "$work/loopserver.out"
+linux_ipsync=$work/tar/${p}_linux_amd64/ipsync
+joined_ip=198.51.100.20
+timeout 60 "$linux_ipsync" publish --once --config "$work/mail/server.yaml" --ip $joined_ip >"$work/publish.log" 2>&1 ||
+	die "could not publish $joined_ip to the loopback mail server"
+printf 'dist-check invitation passphrase\n' >"$work/passphrase"
+timeout 60 "$linux_ipsync" invite --config "$work/mail/server.yaml" --out "$work/pc.ipsync" \
+	--passphrase-file "$work/passphrase" >"$work/invite.log" 2>&1 || die "ipsync invite failed"
+[ "$(stat -c %a "$work/pc.ipsync")" = 600 ] || die "the invitation's mode is $(stat -c %a "$work/pc.ipsync"), want 600"
+# ms: milliseconds since the epoch, for the round trips' times.
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
 # --- the .deb ---------------------------------------------------------------
 deb=$out/${p}_linux_amd64.deb
 [ "$(dpkg-deb -f "$deb" Package)" = ipsync ] || die "the .deb's Package is not ipsync"
@@ -141,6 +167,7 @@ want=$(sort <<'EOF'
 -rw-r--r-- ./usr/lib/systemd/system/ipsync-server.service
 -rw-r--r-- ./usr/lib/systemd/user/ipsync-client.service
 -rw-r--r-- ./usr/lib/sysusers.d/ipsync.conf
+-rw-r--r-- ./usr/share/applications/ipsync-join.desktop
 -rw-r--r-- ./usr/share/applications/ipsync.desktop
 -rw-r--r-- ./usr/share/doc/ipsync/README.md
 -rw-r--r-- ./usr/share/doc/ipsync/config.example.yaml
@@ -148,6 +175,7 @@ want=$(sort <<'EOF'
 -rw-r--r-- ./usr/share/doc/ipsync/operations.md
 -rw-r--r-- ./usr/share/icons/hicolor/64x64/apps/ipsync.png
 -rw-r--r-- ./usr/share/man/man1/ipsync.1.gz
+-rw-r--r-- ./usr/share/mime/packages/ipsync.xml
 EOF
 )
 [ "$got" = "$want" ] || die "dpkg-deb -c lists other files than expected:"$'\n'"$(diff <(echo "$want") <(echo "$got"))"
@@ -167,9 +195,21 @@ gid=$(awk -F: '$1 == "ipsync" { print $3 }' "$r/etc/group")
 [ -n "$gid" ] || die "the postinst made no ipsync group"
 [ "$(stat -c '%a %u %g' "$r/etc/ipsync")" = "750 0 $gid" ] ||
 	die "/etc/ipsync is $(stat -c '%a %u %g' "$r/etc/ipsync"), want 750 root:ipsync ($gid)"
-if ! msg=$(desktop-file-validate "$r/usr/share/applications/ipsync.desktop" 2>&1) || [ -n "$msg" ]; then
-	die "desktop-file-validate: $msg"
-fi
+for d in ipsync ipsync-join; do
+	if ! msg=$(desktop-file-validate "$r/usr/share/applications/$d.desktop" 2>&1) || [ -n "$msg" ]; then
+		die "desktop-file-validate $d.desktop: $msg"
+	fi
+done
+# Invitations (*.ipsync) open with `ipsync join`: the MIME type is defined
+# (update-mime-database accepts it) and the join entry handles it.
+grep -qx 'MimeType=application/x-ipsync-invitation;' "$r/usr/share/applications/ipsync-join.desktop" &&
+	grep -qx 'Exec=/usr/bin/ipsync join %f' "$r/usr/share/applications/ipsync-join.desktop" ||
+	die "ipsync-join.desktop does not open application/x-ipsync-invitation with ipsync join"
+mkdir -p "$work/mime/packages"
+cp "$r/usr/share/mime/packages/ipsync.xml" "$work/mime/packages/"
+update-mime-database "$work/mime" >/dev/null 2>&1 || die "update-mime-database rejects ipsync.xml"
+grep -q '^application/x-ipsync-invitation:\*\.ipsync$' "$work/mime/globs" ||
+	die "the MIME database built from ipsync.xml has no *.ipsync glob: $(cat "$work/mime/globs")"
 man=$(gzip -dc "$r/usr/share/man/man1/ipsync.1.gz")
 grep -q "^\.TH IPSYNC 1 .*\"ipsync $version\"" <<<"$man" || die "the man page has no .TH line naming ipsync $version"
 for v in server client check keygen; do
@@ -199,7 +239,22 @@ exposure=$(systemd-analyze security --offline=yes --root="$vr" --threshold=20 \
 	/usr/lib/systemd/system/ipsync-server.service 2>&1) ||
 	die "systemd-analyze security: ipsync-server.service is exposed above 2.0:"$'\n'"$(grep '✗' <<<"$exposure")"
 exposure=$(sed -n 's/.*Overall exposure level for ipsync-server.service: //p' <<<"$exposure")
-log "deb: contents ok; installed into a throwaway root; version, user, /etc/ipsync, desktop entry, man page ok; units verified; exposure $exposure"
+log "deb: contents ok; installed into a throwaway root; version, user, /etc/ipsync, desktop entries, .ipsync MIME type, man page ok; units verified; exposure $exposure"
+
+# A fresh user of this root joins with the invitation (no keyring: no
+# session bus, so the secrets go to 0600 files) and reads the address.
+pc=$work/pc-linux
+mkdir -p "$pc"
+t0=$(ms)
+HOME=$pc XDG_CONFIG_HOME=$pc/.config DBUS_SESSION_BUS_ADDRESS='' timeout 60 "$r/usr/bin/ipsync" join "$work/pc.ipsync" \
+	--passphrase-file "$work/passphrase" >"$work/join-deb.log" 2>&1 || die "ipsync join from the .deb failed"
+got=$(HOME=$pc XDG_CONFIG_HOME=$pc/.config timeout 60 "$r/usr/bin/ipsync" fetch --once 2>"$work/fetch-deb.log") ||
+	die "ipsync fetch --once after join (.deb) failed: $got"
+deb_trip=$(($(ms) - t0))
+case $got in "office $joined_ip "*) ;; *) die "after join, the .deb's ipsync fetch --once printed '$got', want office $joined_ip" ;; esac
+[ "$(stat -c %a "$pc/.config/ipsync/config.yaml")" = 600 ] || die "join wrote the config with mode $(stat -c %a "$pc/.config/ipsync/config.yaml")"
+[ -f "$pc/.config/autostart/ipsync-client.desktop" ] || die "join did not turn on start at login (.deb)"
+log "deb: ipsync join of an invitation, then fetch --once: $joined_ip in ${deb_trip} ms"
 
 dpkg --root="$r" --force-script-chrootless --log="$work/dpkg.log" -r ipsync >"$work/dpkg-remove.log" 2>&1 ||
 	die "dpkg -r ipsync failed"
@@ -229,6 +284,8 @@ runkey='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
 winmsi=$(winepath -w "$msi")
 # run_value: the ipsync-client value under the Run key, or nothing.
 run_value() { wine reg query "$runkey" /v ipsync-client 2>/dev/null | tr -d '\r' | sed -n 's/.*ipsync-client *REG_SZ *//p'; }
+# class_value KEY: the default value of HKCU\Software\Classes\KEY, or nothing.
+class_value() { wine reg query "HKCU\\Software\\Classes\\$1" /ve 2>/dev/null | tr -d '\r' | sed -n 's/.*(Default) *REG_SZ *//p; s/^ *<NO NAME> *REG_SZ *//p'; }
 msi_run() { # ACTION LOGNAME [PROPERTY=VALUE...]
 	local action=$1 name=$2
 	shift 2
@@ -242,6 +299,8 @@ uninstalled() {
 	[ ! -d "$user_dir/AppData/Local/Programs/ipsync" ] || die "msiexec /x left the install folder"
 	[ -z "$(run_value)" ] || die "msiexec /x left the login entry $runkey\\ipsync-client = $(run_value)"
 	wine reg query 'HKCU\Software\ipsync' >/dev/null 2>&1 && die "msiexec /x left HKCU\\Software\\ipsync"
+	[ -z "$(class_value .ipsync)$(class_value 'ipsync.invitation\shell\open\command')" ] ||
+		die "msiexec /x left the .ipsync file type: $(class_value .ipsync) / $(class_value 'ipsync.invitation\shell\open\command')"
 	return 0
 }
 
@@ -262,6 +321,25 @@ lnk_text=$(strings -a "$lnk" && strings -a -el "$lnk")
 grep -q 'ipsync\\ipsync.exe' <<<"$lnk_text" && grep -qx 'client' <<<"$lnk_text" ||
 	die "the Start-menu shortcut does not start ipsync.exe client"
 [ -z "$(run_value)" ] || die "start at login is on after a default install: $(run_value)"
+# The .ipsync file type opens `ipsync.exe join "<file>"` (an invitation),
+# and the set-up guide is there for the tray's "Open the set-up guide".
+[ "$(class_value .ipsync)" = ipsync.invitation ] || die "no .ipsync file type after install: '$(class_value .ipsync)'"
+want_open="\"$(winepath -w "$exe")\" join \"%1\""
+[ "$(class_value 'ipsync.invitation\shell\open\command')" = "$want_open" ] ||
+	die "the .ipsync file type opens '$(class_value 'ipsync.invitation\shell\open\command')', want '$want_open'"
+[ -f "$(dirname "$exe")/docs/deploy.md" ] || die "the .msi installed no docs\\deploy.md"
+# The installed ipsync.exe joins with the invitation and reads the address;
+# join turns on start at login, which the uninstall below must remove.
+t0=$(ms)
+timeout 120 wine "$exe" join "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
+	>"$work/join-msi.log" 2>&1 || die "ipsync.exe join under Wine failed"
+got=$(timeout 120 wine "$exe" fetch --once 2>"$work/fetch-msi.log" | tr -d '\r') ||
+	die "ipsync.exe fetch --once after join failed: $got"
+msi_trip=$(($(ms) - t0))
+case $got in "office $joined_ip "*) ;; *) die "after join, ipsync.exe fetch --once printed '$got', want office $joined_ip" ;; esac
+[ -f "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join wrote no %APPDATA%\\ipsync\\config.yaml"
+[ -n "$(run_value)" ] || die "join did not turn on start at login under Wine"
+log "msi: ipsync.exe join of an invitation, then fetch --once: $joined_ip in ${msi_trip} ms ($(grep -o 'secrets in [^)]*' "$work/join-msi.log" | tr -d '\r'))"
 msi_run /x uninstall
 uninstalled
 
@@ -282,6 +360,6 @@ wine reg add "$runkey" /v ipsync-client /t REG_SZ /d "$tray_value" /f >/dev/null
 [ "$(run_value)" = "$tray_value" ] || die "could not read back the Run value: $(run_value)"
 msi_run /x uninstall-tray
 uninstalled
-log "msi: per-user; installed under Wine: version, version resource, icon, shortcut, start at login; uninstalled cleanly ($((SECONDS - t))s)"
+log "msi: per-user; installed under Wine: version, version resource, icon, shortcut, .ipsync file type, guide, start at login; uninstalled cleanly ($((SECONDS - t))s)"
 
 log "passed in $((SECONDS - started))s (packaging/dist.sh ${dist_time}s)"

@@ -127,6 +127,7 @@ for t in "$@"; do
 		mkdir -p "$msi"
 		cp "$dir/$exe" "$msi/ipsync.exe"
 		cp icons/ico/client-current.ico "$msi/ipsync.ico"
+		cp docs/deploy.md "$msi/deploy.md"
 		(cd "$msi" && wixl -a x64 -D "Version=$win_version" -D Exe=ipsync.exe -D Icon=ipsync.ico \
 			-o "$out/$name.msi" "$root/packaging/windows/ipsync.wxs") ||
 			die "wixl could not build $name.msi"

@@ -64,6 +64,7 @@ func (t *Tray) newController(u ui, notes chan<- notice, stop func()) *controller
 			name:      t.opts.Name,
 			hasConfig: t.opts.ConfigPath != "",
 			canSignIn: t.opts.Actions.SignIn != nil,
+			notSetUp:  t.opts.NotSetUp && t.opts.Role == RoleClient,
 		},
 		tr: tracker{loginCmd: loginCommand(t.opts.ConfigPath)},
 	}
@@ -247,6 +248,14 @@ func (c *controller) click(id itemID) {
 	case itemAutostart:
 		c.toggleAutostart()
 		c.redraw(false)
+	case itemJoin:
+		if a.Join != nil {
+			a.Join()
+		}
+	case itemGuide:
+		if a.OpenGuide != nil {
+			a.OpenGuide()
+		}
 	case itemQuit:
 		if a.Quit != nil {
 			a.Quit()

@@ -29,6 +29,8 @@ const (
 	itemPause             // server: pause publishing (checkbox)
 	itemOpenConfig        // open the configuration file
 	itemAutostart         // start at login (checkbox)
+	itemJoin              // client not set up: join with an invitation
+	itemGuide             // client not set up: open the set-up guide
 	itemQuit
 )
 
@@ -70,6 +72,7 @@ type env struct {
 	autostartOK bool   // the autostart entry can be read and changed
 	autostartOn bool
 	canSignIn   bool // Actions.SignIn is set
+	notSetUp    bool // Options.NotSetUp
 }
 
 // maxTooltip is the longest tooltip in runes: Windows keeps 127 UTF-16 units
@@ -146,7 +149,9 @@ func view(e env, s health.Status, now time.Time) model {
 		if working {
 			fetch.Label = "Fetching…"
 		}
-		m.Items = append(m.Items, fetch)
+		m.Items = append(m.Items, fetch,
+			entry{ID: itemJoin, Label: "Join with an invitation…", Enabled: true, Hidden: !e.notSetUp},
+			entry{ID: itemGuide, Label: "Open the set-up guide", Enabled: true, Hidden: !e.notSetUp})
 	}
 	m.Items = append(m.Items,
 		entry{ID: itemSeparator},
@@ -156,7 +161,28 @@ func view(e env, s health.Status, now time.Time) model {
 		entry{ID: itemSeparator},
 		entry{ID: itemQuit, Label: "Quit", Enabled: true},
 	)
+	if e.notSetUp {
+		notSetUpView(&m)
+	}
 	return m
+}
+
+// notSetUpView turns the client's model into the first-run one: no
+// address, only the ways to set the PC up.
+func notSetUpView(m *model) {
+	m.Icon = "client-unknown"
+	m.Tooltip = "ipsync: not set up — open this menu and choose Join with an invitation…"
+	for i := range m.Items {
+		it := &m.Items[i]
+		switch it.ID {
+		case itemAddress:
+			it.Label = "ipsync is not set up on this PC"
+		case itemStatus:
+			it.Label = "Ask your administrator for an invitation (.ipsync file)"
+		case itemPrevious, itemError, itemCopy, itemCopy6, itemFetch, itemOpenConfig:
+			it.Hidden = true
+		}
+	}
 }
 
 func clientTooltip(name, addrs string, s health.Status, now time.Time) string {

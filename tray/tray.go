@@ -62,6 +62,12 @@ type Actions struct {
 	SignIn func()
 	// Quit is called when the user chooses Quit, just before Run returns.
 	Quit func()
+	// Join (client, Options.NotSetUp) is called for "Join with an
+	// invitation…".
+	Join func()
+	// OpenGuide (client, Options.NotSetUp) is called for "Open the set-up
+	// guide".
+	OpenGuide func()
 }
 
 // Notifier shows a desktop notification. icon is a PNG image.
@@ -92,6 +98,10 @@ type Options struct {
 	// NoNotify turns desktop notifications off (address changes, stale,
 	// recovered, errors). Failures of menu actions are still reported.
 	NoNotify bool
+	// NotSetUp (client) shows the first-run state: no config yet, so
+	// instead of an address the menu offers Actions.Join and
+	// Actions.OpenGuide. Statuses are ignored.
+	NotSetUp bool
 	// Actions receive the user's menu choices.
 	Actions Actions
 	// Notifier shows notifications; nil = beeep (DBus on Linux, toasts on

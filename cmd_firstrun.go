@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"golang.org/x/term"
+
+	"ipsync/dialog"
+	"ipsync/tray"
+)
+
+// guideURL is the web address of the set-up guide (docs/deploy.md), set
+// with -ldflags "-X main.guideURL=…" by a release that publishes its docs;
+// "" = use the copy installed beside the program only.
+var guideURL = ""
+
+// firstRunClient shows the tray in its "not set up" state when the client
+// has no config yet: its menu offers "Join with an invitation…" and the
+// set-up guide. It returns when the user quits, or after a successful
+// join, whose own tray (started by join) takes over. Without a desktop it
+// returns the config error with the join hint.
+func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool, cfgErr error) error {
+	hint := withCode(exitUsage, fmt.Errorf("%w\nthis PC is not set up yet: run `ipsync join FILE` with the invitation (.ipsync file) from your administrator", cfgErr))
+	if headless {
+		return hint
+	}
+	if ok, why := tray.Available(ctx); !ok {
+		log.Info(why)
+		return hint
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t := tray.New(tray.Options{
+		Role:     tray.RoleClient,
+		NotSetUp: true,
+		Logger:   log.With("part", "tray"),
+		Actions: tray.Actions{
+			// Actions must return promptly: the work goes on beside the menu.
+			Join: func() {
+				go func() {
+					if joinFromTray(ctx, log) {
+						cancel() // the joined client's tray replaces this one
+					}
+				}()
+			},
+			OpenGuide: func() { go openGuide(ctx, log) },
+		},
+	})
+	log.Info("no config yet: showing the tray's set-up menu", "err", cfgErr)
+	if err := t.Run(ctx); err != nil && ctx.Err() == nil {
+		return hint
+	}
+	return nil
+}
+
+// joinFromTray asks for the invitation file and runs `ipsync join FILE`
+// as a separate process from the desktop, so it asks for the passphrase in
+// a dialog, reports in a dialog and starts the new tray. It reports
+// whether the join succeeded.
+func joinFromTray(ctx context.Context, log *slog.Logger) bool {
+	path, err := dialog.OpenFile(ctx, "ipsync: choose the invitation (.ipsync file)", "*.ipsync")
+	if err != nil {
+		if !errors.Is(err, dialog.ErrCanceled) {
+			log.Warn("cannot show the file chooser", "err", err)
+			_ = dialog.Error(ctx, "ipsync", "Cannot show a file chooser ("+err.Error()+"). Run `ipsync join FILE` in a terminal, or double-click the invitation file.")
+		}
+		return false
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("cannot find the program to run join", "err", err)
+		return false
+	}
+	cmd := exec.CommandContext(ctx, exe, "join", path)
+	if err := cmd.Run(); err != nil {
+		log.Warn("join failed", "file", path, "err", err)
+		return false
+	}
+	return true
+}
+
+// openGuide opens the set-up guide: the copy of docs/deploy.md installed
+// with the program (the archives' docs/, the .deb's /usr/share/doc/ipsync,
+// the .msi's docs\), else guideURL, else it says where to find it.
+func openGuide(ctx context.Context, log *slog.Logger) {
+	if p := localGuide(); p != "" {
+		err := tray.Open(p)
+		if err == nil {
+			return
+		}
+		log.Warn("cannot open the set-up guide", "path", p, "err", err)
+	}
+	if guideURL != "" {
+		if err := tray.Open(guideURL); err == nil {
+			return
+		}
+	}
+	_ = dialog.Info(ctx, "ipsync: set-up guide", "Ask your administrator for an invitation: a file ending in .ipsync and its passphrase. Then choose \"Join with an invitation…\" in the ipsync menu, or double-click the file. The full guide is docs/deploy.md in the ipsync release.")
+}
+
+// localGuide returns the path of an installed deploy.md, or "".
+func localGuide() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	dir := filepath.Dir(exe)
+	for _, p := range []string{
+		filepath.Join(dir, "docs", "deploy.md"),
+		filepath.Join(dir, "..", "share", "doc", "ipsync", "deploy.md"),
+	} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// firstRunServer runs `ipsync init` when `ipsync server` finds no config
+// and a person is at a terminal; init ends by saying how to start the
+// server. It returns handled=false when there is no terminal (a service, a
+// script), so the caller reports the missing config as usual.
+func firstRunServer(ctx context.Context, e *env, cfgErr error) (handled bool, err error) {
+	if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return false, nil
+	}
+	fmt.Fprintf(e.stderr, "ipsync: %v\nipsync: no server config yet: starting `ipsync init` to set this machine up.\n\n", cfgErr)
+	var args []string
+	if e.configPath != "" {
+		args = []string{"--config", e.configPath}
+	}
+	return true, runInit(ctx, e, args)
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"ipsync/codec"
+	"ipsync/config"
+	"ipsync/enrol"
+)
+
+const inviteSynopsis = `ipsync invite --out FILE [--config F] [--name NAME] [--passphrase-file F]
+              [--mailbox-password include|ask|omit] [--add-recipient ADDRESS]
+
+Writes an invitation (mode 0600): one file holding everything a staff PC
+needs to become a client of this server — the mail server, the mailbox and
+its user name, the client key, the fetch settings and the CA certificate of
+mail.ca_file — encrypted with a passphrase. It prints a new passphrase, or
+uses the one in --passphrase-file. Give the file and the passphrase to the
+PC's user by different ways (the file by mail, the passphrase by phone); on
+the PC, ` + "`ipsync join FILE`" + ` (or a double-click) does the rest.
+
+--mailbox-password decides whether the mailbox password travels in the
+invitation: include (default), ask (join asks the PC's user), or omit (set
+up on the PC by other means). With --add-recipient ADDRESS the server also
+mails its messages to ADDRESS (added to publisher.to in the server config,
+keeping its comments) and the invitation reads that mailbox, signing in as
+ADDRESS: one mailbox per PC. Its password is then asked on the PC unless
+--mailbox-password omit.`
+
+// inviteWorkFactor is scrypt's work factor for invitations; 0 = age's
+// default. Tests lower it.
+var inviteWorkFactor = 0
+
+func runInvite(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("invite", inviteSynopsis, flagConfig)
+	out := fs.String("out", "", "write the invitation to `FILE`, e.g. office-pc3.ipsync (required)")
+	name := fs.String("name", "", "the server `NAME` the invitation is for; must match the config's name: (a check)")
+	passFile := fs.String("passphrase-file", "", "encrypt with the passphrase in `FILE` instead of a new one")
+	pwMode := fs.String("mailbox-password", "", "`MODE` include, ask or omit (default include; ask with --add-recipient)")
+	addRecipient := fs.String("add-recipient", "", "add `ADDRESS` to publisher.to and make the invitation read that mailbox")
+	force := fs.Bool("force", false, "replace an existing --out file")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("invite takes no arguments, got %q", fs.Args())
+	}
+	if *out == "" {
+		return usageErr("invite needs --out FILE, e.g. --out office-pc3.ipsync")
+	}
+	mode := *pwMode
+	switch {
+	case mode == "" && *addRecipient != "":
+		mode = enrol.PasswordAsk
+	case mode == "":
+		mode = enrol.PasswordInclude
+	case mode != enrol.PasswordInclude && mode != enrol.PasswordAsk && mode != enrol.PasswordOmit:
+		return usageErr("--mailbox-password %q: use include, ask or omit", mode)
+	case mode == enrol.PasswordInclude && *addRecipient != "":
+		return usageErr("--mailbox-password include with --add-recipient would send the server's own mailbox password to %s's PC; use ask or omit", *addRecipient)
+	}
+	if a := *addRecipient; a != "" && (!strings.Contains(a, "@") || strings.ContainsAny(a, " \t<>,")) {
+		return usageErr("--add-recipient %q is not a mail address", a)
+	}
+	log := e.logger(false)
+	cfg, err := e.loadConfig(config.RoleServer, log)
+	if err != nil {
+		return err
+	}
+	if *name != "" && *name != cfg.Name {
+		return usageErr("--name %q: the config %s is for %q; clients accept only messages naming that server", *name, cfg.Path, cfg.Name)
+	}
+	if cfg.Codec.Format != string(codec.FormatSealed) {
+		return usageErr("%s: codec.format is %s: invitations carry a client key of the sealed format; switch the server to format: sealed first (docs/deploy.md)", cfg.Path, cfg.Codec.Format)
+	}
+	sec, err := resolveSecrets(cfg, config.RoleServer)
+	if err != nil {
+		return err
+	}
+	var ca []byte
+	if f := cfg.CAFile(); f != "" {
+		if ca, err = os.ReadFile(f); err != nil {
+			return usageErr("%s: mail.ca_file: %v", cfg.Path, err)
+		}
+	}
+	pass := enrol.NewPassphrase()
+	printPass := true
+	if *passFile != "" {
+		p, err := os.ReadFile(*passFile)
+		if err != nil {
+			return usageErr("--passphrase-file: %v", err)
+		}
+		pass, printPass = strings.TrimRight(string(p), "\r\n"), false
+		if len(pass) < 10 {
+			return usageErr("--passphrase-file %s: the passphrase is shorter than 10 characters; use a longer one, or leave the flag out for a generated one", *passFile)
+		}
+	}
+	if !*force {
+		if _, err := os.Stat(*out); err == nil {
+			return usageErr("--out %s: the file exists; choose another name or add --force", *out)
+		}
+	}
+	b := enrol.FromConfig(cfg, sec.server, ca)
+	b.Mail.PasswordMode = mode
+	if *addRecipient != "" {
+		b.Mail.Address, b.Mail.Username = *addRecipient, *addRecipient
+	}
+	if mode == enrol.PasswordInclude {
+		b.Mail.Password = sec.password
+	}
+	var buf bytes.Buffer
+	if err := enrol.Seal(&buf, b, pass, &enrol.Options{WorkFactor: inviteWorkFactor}); err != nil {
+		return fmt.Errorf("make the invitation: %w", err)
+	}
+	if *addRecipient != "" {
+		changed, err := config.AddRecipient(cfg.Path, *addRecipient)
+		if err != nil {
+			return usageErr("--add-recipient: %v", err)
+		}
+		if changed {
+			fmt.Fprintf(e.stdout, "added %s to publisher.to in %s; restart the server (e.g. systemctl restart ipsync) so that it mails there too\n", *addRecipient, cfg.Path)
+		} else {
+			fmt.Fprintf(e.stdout, "%s is already in publisher.to in %s\n", *addRecipient, cfg.Path)
+		}
+	}
+	if err := writeInvitation(*out, buf.Bytes(), *force); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s: an invitation to %q (mailbox %s, password %s)\n", *out, cfg.Name, b.Mail.Address, map[string]string{
+		enrol.PasswordInclude: "included", enrol.PasswordAsk: "asked on the PC", enrol.PasswordOmit: "not included"}[mode])
+	if printPass {
+		fmt.Fprintf(e.stdout, "passphrase: %s\n", pass)
+		fmt.Fprintln(e.stdout, "Give the file and the passphrase by different ways; on the PC run `ipsync join "+filepath.Base(*out)+"` or double-click the file.")
+	}
+	log.Debug("invitation written", "path", *out)
+	return nil
+}
+
+// writeInvitation writes data to path with mode 0600.
+func writeInvitation(path string, data []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return usageErr("--out: %v", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return usageErr("--out: %v", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write the invitation: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"ipsync/internal/dbustest"
+)
+
+// TestFirstRunTrayOverDBus: `ipsync client` with no config (a fresh
+// XDG_CONFIG_HOME) shows the "not set up" tray on a private session bus:
+// its tooltip says so, its menu offers Join and the guide and hides Fetch
+// now, and Quit ends it with status 0.
+func TestFirstRunTrayOverDBus(t *testing.T) {
+	d := dbustest.StartDesktop(t)
+	c := &trayClient{done: make(chan struct{})}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		childEnvFor("client"),
+		"DISPLAY=:99",
+		"WAYLAND_DISPLAY=",
+		"DBUS_SESSION_BUS_ADDRESS="+d.Addr,
+		"HOME="+t.TempDir(),
+		"XDG_CONFIG_HOME="+t.TempDir(),
+		"GORACE=exitcode=0",
+	)
+	cmd.Stderr = &c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-c.done
+		}
+		dbustest.CheckRaces(t, c.stderr.String(), "ipsync/", "\n  main.")
+		if t.Failed() {
+			t.Logf("ipsync client stderr:\n%s", c.stderr.String())
+		}
+	})
+
+	item := d.WaitItem(t)
+	tip := item.WaitToolTip(t, `"ipsync: not set up …"`, func(s string) bool { return strings.HasPrefix(s, "ipsync: not set up") })
+	if !strings.Contains(tip, "Join with an invitation") {
+		t.Errorf("ToolTip = %q, want it to point to Join with an invitation…", tip)
+	}
+	visible := func(e dbustest.MenuEntry) bool { return e.Props["visible"].Value() != false }
+	for _, label := range []string{"ipsync is not set up on this PC", "Join with an invitation…", "Open the set-up guide", "Start at login", "Quit"} {
+		if e := item.Entry(t, label); !visible(e) {
+			t.Errorf("menu entry %q hidden", label)
+		}
+	}
+	if e := item.Entry(t, "Fetch now"); visible(e) {
+		t.Errorf("Fetch now visible in the not-set-up menu")
+	}
+	item.ClickExit(t, "Quit")
+	if err := c.wait(t); err != nil {
+		t.Fatalf("ipsync client after Quit: %v, want exit status 0", err)
+	}
+}
