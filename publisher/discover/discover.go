@@ -547,9 +547,11 @@ func (d *Discoverer) lookup(ctx context.Context, s Source) outcome {
 	took := time.Since(start)
 	if err != nil {
 		var refused *RefusedError
-		var rej *rejectedError
-		if cause := context.Cause(sctx); cause != nil && !errors.As(err, &refused) && !errors.As(err, &rej) {
-			// Whatever the transport said, the reason is the context's.
+		if cause := context.Cause(sctx); cause != nil && !errors.As(err, &refused) {
+			// Whatever the transport said, the reason is the context's:
+			// once the time was up, even an answer that still came through
+			// (an empty body from a server that saw the connection close)
+			// is the timeout's doing.
 			err = fmt.Errorf("%w after %s", cause, took.Round(time.Millisecond))
 		}
 		if errors.As(err, &refused) {
