@@ -48,6 +48,13 @@ func (u Update) Health(pollEvery time.Duration) health.Status {
 	default:
 		s.State = Unknown
 	}
+	if u.SignInNeeded {
+		s.SignInNeeded = true
+		s.Err, s.ErrKind = "sign-in needed: run ipsync login, or Sign in… here", "signin"
+		if u.Err != nil {
+			s.Err += " (" + u.Err.Error() + ")"
+		}
+	}
 	if u.Problem != "" {
 		// Why no address is current (another key, another name, a clock
 		// ahead): shown whatever the state.

@@ -8,7 +8,8 @@ import (
 	"ipsync/health"
 )
 
-// Health is what the tray shows for s. Its states mean, for the server:
+// Health is what the tray shows for s. SignInNeeded is handed on (the tray
+// offers "Sign in…"); with it, sending shows Error. Its states mean, for the server:
 // AuthRefused, the SMTP server refused the password (announced once, with
 // the setting to fix); Error, mail cannot be sent; Unreachable, the address sources fail or disagree; Stale,
 // the current address waits for delivery; Unknown, no address known yet;
@@ -27,7 +28,11 @@ func (s Status) Health() health.Status {
 		Seq:           s.LastSeq,
 		Paused:        s.Paused,
 	}
+	h.SignInNeeded = s.SignInNeeded
 	switch {
+	case s.SignInNeeded && s.LastError != nil && s.LastErrorSending:
+		h.State = health.Error
+		h.Err, h.ErrKind = "sign-in needed: run ipsync login, or Sign in… here ("+s.LastError.Error()+")", "signin"
 	case s.PasswordRefused && s.PasswordRefusedBy == "smtp":
 		h.State = health.AuthRefused
 		h.Err, h.ErrKind = passwordRefused("sending", s.LastError, s.NextLogin), "password"
@@ -48,6 +53,11 @@ func (s Status) Health() health.Status {
 	// Problems that do not stop publishing, shown when nothing worse is.
 	switch {
 	case h.Err != "":
+	case s.SignInNeeded:
+		h.Err, h.ErrKind = "sign-in needed for mailbox retention: run ipsync login, or Sign in… here", "signin"
+		if s.RetentionError != nil {
+			h.Err += " (" + s.RetentionError.Error() + ")"
+		}
 	case s.PasswordRefused && s.PasswordRefusedBy == "imap":
 		h.Err, h.ErrKind = passwordRefused("mailbox retention", s.RetentionError, s.NextLogin), "password"
 	case len(s.Recipients) > 0:
