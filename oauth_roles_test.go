@@ -386,6 +386,13 @@ func TestOAuthRevokedStopsLogins(t *testing.T) {
 	if code == exitOK || !strings.Contains(errOut, "ipsync login") {
 		t.Errorf("fetch --once while sign-in is needed = %d %q %q, want a failure naming ipsync login", code, out, errOut)
 	}
+	t.Logf("fetch --once while sign-in is needed: exit %d, %s", code, strings.TrimSpace(errOut))
+	code, out, errOut = runCLI(t, "publish", "--once", "--config", e.serverCfg, "--ip", "8.8.8.8")
+	texts = append(texts, out, errOut)
+	t.Logf("publish --once while sign-in is needed: exit %d, %s", code, strings.TrimSpace(errOut))
+	if code == exitOK || !strings.Contains(errOut, "ipsync login") {
+		t.Errorf("publish --once while sign-in is needed = %d %q %q, want a failure naming ipsync login", code, out, errOut)
+	}
 	code, out, errOut = runCLI(t, "check", "--config", e.serverCfg)
 	texts = append(texts, out, errOut)
 	if code == exitOK || !strings.Contains(out, "FAIL oauth2 token for "+e.idp.User()) || !strings.Contains(out, "ipsync login") {
@@ -401,8 +408,8 @@ func TestOAuthRevokedStopsLogins(t *testing.T) {
 	}
 	// The fresh processes (fetch --once, check) ask the provider once each;
 	// the running client and publisher ask nothing more.
-	if d := idpAfter.RefreshFailed - idpBefore.RefreshFailed; d > 2 {
-		t.Errorf("refused refreshes while sign-in was needed = %d, want at most 2 (fetch --once and check)", d)
+	if d := idpAfter.RefreshFailed - idpBefore.RefreshFailed; d > 3 {
+		t.Errorf("refused refreshes while sign-in was needed = %d, want at most 3 (fetch --once, publish --once and check)", d)
 	}
 
 	// A new sign-in, then Fetch now / Publish now, as the tray does.
