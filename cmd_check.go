@@ -16,7 +16,10 @@ const checkSynopsis = `ipsync check [--config F] [--role server|client]
 
 Validates the configuration (every problem on its own line, naming the key),
 resolves the secrets, then tries each connection the role uses and each
-address source, printing one PASS/FAIL line per item. The role is --role, or
+address source, printing one PASS/FAIL line per item. With mail.auth:
+oauth2 a token line says whether the stored sign-in is present and the
+provider still refreshes it (else: run ipsync login); the IMAP and SMTP
+lines then sign in with the access token. The role is --role, or
 the file's role key; with neither, both roles' items are checked.
 Exit 0 when everything passes, 2 for configuration problems, 3 when a
 connection or source fails.`

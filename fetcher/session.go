@@ -98,7 +98,8 @@ func classify(err error, bye string) error {
 
 // byeWatcher sees the raw IMAP stream (as imapclient's DebugWriter) and
 // keeps the text of the last untagged BYE. Nothing else is kept: the stream
-// also carries the LOGIN command with the password.
+// also carries the LOGIN command with the password, or AUTHENTICATE with
+// the access token.
 type byeWatcher struct {
 	mu   sync.Mutex
 	text string
