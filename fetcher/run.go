@@ -193,7 +193,11 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 		}
 		backoff = jitter(min(backoff, authBackoffMax))
 		r.mailErr = err
-		f.log.Warn("mail server refused the login; check the user name and mail.password", "user", f.o.Auth.User(), "err", err, "retry_in", backoff.Round(time.Second))
+		hint := "mail server refused the login; check the user name and mail.password"
+		if f.o.Auth.IsToken() {
+			hint = "mail server refused the login; check mail.username and the app's mail scopes in mail.oauth2"
+		}
+		f.log.Warn(hint, "user", f.o.Auth.User(), "err", err, "retry_in", backoff.Round(time.Second))
 		r.emit(false, nil)
 		return backoff
 	case long || (!idleSince.IsZero() && !r.quickRetry):

@@ -2,6 +2,7 @@ package fetcher
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,5 +100,15 @@ func TestSignInNeededStopsLogins(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), testToken) {
 		t.Errorf("the log shows the access token")
+	}
+}
+
+// TestTokenRefusedHealth: a token refused even after a refresh is shown
+// as such, naming mail.oauth2, not mail.password.
+func TestTokenRefusedHealth(t *testing.T) {
+	err := fmt.Errorf("sign in: imap authenticate XOAUTH2 as a@example.com: %w", mailconn.ErrTokenRefused)
+	h := Update{State: AuthRefused, Err: err}.Health(time.Minute)
+	if h.State != AuthRefused || !strings.Contains(h.Err, "OAuth2 access token refused") || !strings.Contains(h.Err, "mail.oauth2") || strings.Contains(h.Err, "check mail.password") {
+		t.Errorf("Health() = %+v, want the token wording naming mail.oauth2", h)
 	}
 }

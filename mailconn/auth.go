@@ -19,6 +19,18 @@ import (
 // get tokens gives ErrSignInNeeded instead.)
 var ErrAuthRefused = errors.New("the mail server refused the sign-in")
 
+// ErrTokenRefused is the ErrAuthRefused of a token sign-in: the server
+// refused an OAuth2 access token, and a freshly refreshed one too. It
+// matches ErrAuthRefused (errors.Is), so the roles back off alike; messages
+// test it to name the app registration and the mailbox's settings rather
+// than a password.
+var ErrTokenRefused error = tokenRefused{}
+
+type tokenRefused struct{}
+
+func (tokenRefused) Error() string        { return "the mail server refused the access token" }
+func (tokenRefused) Is(target error) bool { return target == ErrAuthRefused }
+
 // ErrSignInNeeded matches an error of Auth.IMAP or Auth.SMTP when the token
 // source can no longer get tokens and the user must sign in again
 // (`ipsync login`): the refresh token was revoked or expired, or none is
@@ -191,7 +203,7 @@ func (a Auth) loginIMAP(ctx context.Context, c *imapclient.Client) error {
 	case err == nil:
 		return nil
 	case refused:
-		return fmt.Errorf("imap authenticate %s as %s: %w (a freshly refreshed access token too; check that the app has the mail scopes and that IMAP is enabled for the mailbox): %w", mech, a.user, ErrAuthRefused, err)
+		return fmt.Errorf("imap authenticate %s as %s: %w (a freshly refreshed one too; check that the app has the mail scopes and that IMAP is enabled for the mailbox): %w", mech, a.user, ErrTokenRefused, err)
 	}
 	return fmt.Errorf("imap authenticate %s as %s: %w", mech, a.user, err)
 }
@@ -296,7 +308,7 @@ func (a Auth) SMTP(ctx context.Context, noTLS bool, send func(opts []gomail.Opti
 	}
 	refused, err = a.sendToken(tok, send)
 	if refused {
-		return fmt.Errorf("smtp authenticate XOAUTH2 as %s: %w (a freshly refreshed access token too; check that the app has the SMTP scope and that SMTP AUTH is enabled for the mailbox): %w", a.user, ErrAuthRefused, err)
+		return fmt.Errorf("smtp authenticate XOAUTH2 as %s: %w (a freshly refreshed one too; check that the app has the SMTP scope and that SMTP AUTH is enabled for the mailbox): %w", a.user, ErrTokenRefused, err)
 	}
 	return err
 }

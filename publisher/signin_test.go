@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -89,4 +90,17 @@ func TestSignInNeededStopsLogins(t *testing.T) {
 			t.Errorf("token source asked %d times after PublishNow, want %d: Publish now asks at once", n, asked+1)
 		}
 	})
+}
+
+// TestTokenRefusedWording: a token refused even after a refresh is shown
+// as such, naming mail.oauth2, not mail.password.
+func TestTokenRefusedWording(t *testing.T) {
+	err := fmt.Errorf("send mail via smtp.example.com:587: %w: %w", ErrRejected, fmt.Errorf("smtp authenticate XOAUTH2 as a@example.com: %w", mailconn.ErrTokenRefused))
+	if !errors.Is(err, ErrAuthRefused) {
+		t.Fatalf("%v does not match ErrAuthRefused: the login backoff would not apply", err)
+	}
+	h := Status{PasswordRefused: true, PasswordRefusedBy: "smtp", LastError: err, LastErrorSending: true}.Health()
+	if !strings.Contains(h.Err, "OAuth2 access token refused") || !strings.Contains(h.Err, "mail.oauth2") || strings.Contains(h.Err, "check mail.password") {
+		t.Errorf("Health().Err = %q, want the token wording naming mail.oauth2", h.Err)
+	}
 }
