@@ -9,13 +9,17 @@ import (
 
 	"ipsync/config"
 	"ipsync/mailconn"
+	"ipsync/oauth"
 )
 
 const checkSynopsis = `ipsync check [--config F] [--role server|client]
 
 Validates the configuration (every problem on its own line, naming the key),
 resolves the secrets, then tries each connection the role uses and each
-address source, printing one PASS/FAIL line per item. The role is --role, or
+address source, printing one PASS/FAIL line per item. With mail.auth:
+oauth2 a token line says whether the stored sign-in is present and the
+provider still refreshes it (else: run ipsync login); the IMAP and SMTP
+lines then sign in with the access token. The role is --role, or
 the file's role key; with neither, both roles' items are checked.
 Exit 0 when everything passes, 2 for configuration problems, 3 when a
 connection or source fails.`
@@ -114,12 +118,19 @@ var errCheckTimeout = fmt.Errorf("no answer within %s: %w", checkTimeout, mailco
 
 // checkRole resolves the role's secrets and tries its connections, each
 // within checkTimeout.
-func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log interface{ Warn(string, ...any) }) []checkLine {
-	sec, err := resolveSecrets(cfg, role)
+func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log *slog.Logger) []checkLine {
+	sec, err := resolveSecrets(cfg, role, log)
 	if err != nil {
 		return []checkLine{{item: string(role) + " secrets", err: err}}
 	}
-	lines := []checkLine{{item: string(role) + " secrets", note: "mail.password and codec.key resolved"}}
+	note := "mail.password and codec.key resolved"
+	if cfg.IsOAuth2() {
+		note = "codec.key resolved"
+	}
+	lines := []checkLine{{item: string(role) + " secrets", note: note}}
+	if sec.tokens != nil {
+		lines = append(lines, checkToken(ctx, cfg, sec))
+	}
 	switch role {
 	case config.RoleServer:
 		lines = append(lines, checkServer(ctx, cfg, sec)...)
@@ -127,4 +138,21 @@ func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log in
 		lines = append(lines, checkClient(ctx, cfg, sec)...)
 	}
 	return lines
+}
+
+// checkToken proves the stored OAuth2 sign-in: the refresh token is there
+// and the provider still refreshes it (a new access token, never shown).
+// A missing, revoked or expired token says to run ipsync login; the IMAP
+// and SMTP lines then fail with the same message.
+func checkToken(ctx context.Context, cfg *config.Config, sec secrets) checkLine {
+	item := fmt.Sprintf("oauth2 token for %s (%s)", cfg.Mail.Username, cfg.Mail.OAuth2.Provider)
+	ctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
+	defer cancel()
+	if err := sec.tokens.Check(ctx); err != nil {
+		if errors.Is(err, oauth.ErrSignInNeeded) {
+			return checkLine{item: item, err: fmt.Errorf("%w; run ipsync login%s", err, configFlag(cfg))}
+		}
+		return checkLine{item: item, err: withCode(exitNetwork, err)}
+	}
+	return checkLine{item: item, note: "present and refreshable"}
 }

@@ -38,11 +38,8 @@ and exits 1. Exit 0 with a current address, 1 when there is no valid one,
 network error, 4 when this computer failed.`
 
 // newFetcher builds the fetcher of cfg.
-func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) {
-	sec, err := resolveSecrets(cfg, config.RoleClient)
-	if err != nil {
-		return nil, err
-	}
+// newFetcher builds the fetcher of cfg, signing in with sec.auth.
+func newFetcher(cfg *config.Config, sec secrets, log *slog.Logger) (*fetcher.Fetcher, error) {
 	_, imap, err := endpoints(cfg)
 	if err != nil {
 		return nil, err
@@ -56,8 +53,7 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 	}
 	f, err := fetcher.New(fetcher.Options{
 		IMAP:           imap,
-		Username:       cfg.Mail.Username,
-		Password:       sec.password,
+		Auth:           sec.auth,
 		Mailbox:        cfg.Mail.IMAP.Mailbox,
 		Name:           cfg.Name,
 		Subject:        cfg.Publisher.Subject,
@@ -89,16 +85,30 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := newFetcher(cfg, log)
+	sec, err := resolveSecrets(cfg, config.RoleClient, log)
 	if err != nil {
 		return err
+	}
+	f, err := newFetcher(cfg, sec, log)
+	if err != nil {
+		return err
+	}
+	actions := tray.Actions{FetchNow: f.FetchNow}
+	if cfg.IsOAuth2() {
+		// After a sign-in, read the mailbox at once: that ends the
+		// "sign-in needed" status.
+		actions.SignIn = traySignIn(ctx, cfg, log, func(err error) {
+			if err == nil {
+				f.FetchNow()
+			}
+		})
 	}
 	ui := startUI(ctx, e, log, tray.Options{
 		Role:       tray.RoleClient,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
 		NoNotify:   !cfg.NotifyEnabled(),
-		Actions:    tray.Actions{FetchNow: f.FetchNow},
+		Actions:    actions,
 	})
 	return ui.run(ctx, func(ctx context.Context) error {
 		return f.Run(ctx, clientConsumer(ui, log.With("role", "client"), cfg.Fetcher.PollEvery.D()))
@@ -164,7 +174,11 @@ func runFetch(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := newFetcher(cfg, log)
+	sec, err := resolveSecrets(cfg, config.RoleClient, log)
+	if err != nil {
+		return err
+	}
+	f, err := newFetcher(cfg, sec, log)
 	if err != nil {
 		return err
 	}
@@ -241,9 +255,12 @@ func roughAge(d time.Duration) string {
 
 // checkClient tries the IMAP login and mailbox, then opens the newest
 // ipsync message with the configured key and name and says what it finds.
-func checkClient(ctx context.Context, cfg *config.Config, _ secrets) []checkLine {
+func checkClient(ctx context.Context, cfg *config.Config, sec secrets) []checkLine {
 	item := fmt.Sprintf("imap %s:%d (%s) login and mailbox %s", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, cfg.Mail.IMAP.Mailbox)
-	f, err := newFetcher(cfg, slog.New(slog.DiscardHandler))
+	if cfg.IsOAuth2() {
+		item = fmt.Sprintf("imap %s:%d (%s) OAuth2 sign-in and mailbox %s", cfg.Mail.IMAP.Host, cfg.Mail.IMAP.Port, cfg.Mail.IMAP.TLS, cfg.Mail.IMAP.Mailbox)
+	}
+	f, err := newFetcher(cfg, sec, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return []checkLine{{item: item, err: err}}
 	}

@@ -195,8 +195,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 	}
 	d.fetcher, err = fetcher.New(fetcher.Options{
 		IMAP:      imapEP,
-		Username:  demoUser,
-		Password:  password,
+		Auth:      demoAuth(password),
 		Name:      demoName,
 		Keys:      []codec.ClientKey{d.key.ClientKey()},
 		PollEvery: demoPollEvery,
@@ -214,8 +213,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (_ *demo, err error) {
 func (d *demo) newPublisher(smtp, imap mailconn.Endpoint, password string, disc *discover.Discoverer, log *slog.Logger) (*publisher.Publisher, error) {
 	mailer, err := publisher.NewSMTPMailer(publisher.SMTPOptions{
 		Endpoint: smtp,
-		Username: demoUser,
-		Password: password,
+		Auth:     demoAuth(password),
 		Logger:   log,
 	})
 	if err != nil {
@@ -223,8 +221,7 @@ func (d *demo) newPublisher(smtp, imap mailconn.Endpoint, password string, disc 
 	}
 	pruner, err := publisher.NewIMAPPruner(publisher.RetentionOptions{
 		IMAP:         imap,
-		Username:     demoUser,
-		Password:     password,
+		Auth:         demoAuth(password),
 		KeepMessages: 10,
 		Open:         func(body string) (codec.Payload, error) { return codec.Open(body, d.key.ClientKey()) },
 		Logger:       log,
@@ -295,4 +292,9 @@ func (d *demo) close() {
 	if d.dir != "" {
 		os.RemoveAll(d.dir)
 	}
+}
+
+// demoAuth signs in as demoUser with password.
+func demoAuth(password string) mailconn.Auth {
+	return mailconn.PasswordAuth(demoUser, func(context.Context) (string, error) { return password, nil })
 }

@@ -78,7 +78,7 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 	if cfg.Codec.Format != string(codec.FormatSealed) {
 		return usageErr("%s: codec.format is %s: invitations carry a client key of the sealed format; switch the server to format: sealed first (docs/deploy.md)", cfg.Path, cfg.Codec.Format)
 	}
-	sec, err := resolveSecrets(cfg, config.RoleServer)
+	sec, err := resolveSecrets(cfg, config.RoleServer, log)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,12 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 		b.Mail.Address, b.Mail.Username = *addRecipient, *addRecipient
 	}
 	if mode == enrol.PasswordInclude {
-		b.Mail.Password = sec.password
+		if cfg.IsOAuth2() {
+			return usageErr("--mailbox-password include: %s signs in with OAuth2 (mail.auth: oauth2), which has no password to pass on; use --mailbox-password omit and sign the PC in with `ipsync login`", cfg.Path)
+		}
+		if b.Mail.Password, err = cfg.Resolve("mail.password", cfg.Mail.Password); err != nil {
+			return usageErr("%s: %v", cfg.Path, err)
+		}
 	}
 	var buf bytes.Buffer
 	if err := enrol.Seal(&buf, b, pass, &enrol.Options{WorkFactor: inviteWorkFactor}); err != nil {

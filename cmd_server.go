@@ -129,7 +129,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sec, err := resolveSecrets(cfg, config.RoleServer)
+	sec, err := resolveSecrets(cfg, config.RoleServer, log)
 	if err != nil {
 		return err
 	}
@@ -141,15 +141,25 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	// has somewhere to go. The tray calls its actions only while it runs
 	// (u.run, below), by when p is set.
 	var p *publisher.Publisher
+	actions := tray.Actions{
+		PublishNow: func() { p.PublishNow() },
+		SetPaused:  func(paused bool) { p.SetPaused(paused) },
+	}
+	if cfg.IsOAuth2() {
+		// After a sign-in, publish at once: that ends the "sign-in
+		// needed" status (and retention's, with PublishNow).
+		actions.SignIn = traySignIn(ctx, cfg, log, func(err error) {
+			if err == nil {
+				p.PublishNow()
+			}
+		})
+	}
 	u := startUI(ctx, e, log, tray.Options{
 		Role:       tray.RoleServer,
 		Name:       cfg.Name,
 		ConfigPath: cfg.Path,
 		NoNotify:   !cfg.NotifyEnabled(),
-		Actions: tray.Actions{
-			PublishNow: func() { p.PublishNow() },
-			SetPaused:  func(paused bool) { p.SetPaused(paused) },
-		},
+		Actions:    actions,
 	})
 	p, err = newPublisher(cfg, sec, discoverAdapter{d}, log, func(s publisher.Status) {
 		u.set(s.Health())
@@ -192,7 +202,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if !addrs.IsZero() && cfg.Codec.Format == string(codec.FormatLegacy) && !addrs.IPv4.IsValid() {
 		return usageErr("--ip: the legacy format carries IPv4 only; give an IPv4 address")
 	}
-	sec, err := resolveSecrets(cfg, config.RoleServer)
+	sec, err := resolveSecrets(cfg, config.RoleServer, log)
 	if err != nil {
 		return err
 	}
@@ -341,7 +351,7 @@ func checkIMAPLogin(ctx context.Context, cfg *config.Config, sec secrets) error 
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, checkTimeout, errCheckTimeout)
 	defer cancel()
-	c, err := mailconn.LoginIMAP(ctx, ep, mailconn.Credentials{Username: cfg.Mail.Username, Password: sec.password}, nil)
+	c, err := mailconn.LoginIMAP(ctx, ep, sec.auth, nil)
 	if err != nil {
 		return explainMail(cfg, mailconn.IMAP, err)
 	}

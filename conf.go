@@ -8,6 +8,7 @@ import (
 	"ipsync/codec"
 	"ipsync/config"
 	"ipsync/mailconn"
+	"ipsync/oauth"
 	"ipsync/publisher/discover"
 )
 
@@ -65,21 +66,36 @@ func checkSources(cfg *config.Config) error {
 
 // secrets are the resolved secret values of a config.
 type secrets struct {
-	password string
-	server   codec.ServerKey   // server role, sealed format
-	clients  []codec.ClientKey // client role, sealed format
+	// auth is how every mail login signs in: the only holder of the way to
+	// the password or token, handed to the fetcher, the mailer, retention
+	// and check. It holds no secret itself (see mailconn.Auth).
+	auth mailconn.Auth
+	// tokens is auth's token source with mail.auth: oauth2, else nil
+	// (for check's token line).
+	tokens  *oauth.Source
+	server  codec.ServerKey   // server role, sealed format
+	clients []codec.ClientKey // client role, sealed format
 }
 
-// resolveSecrets reads mail.password and, for the sealed format, the key of
-// role. Failures are config errors (exit 2) naming the config file and the
-// key.
-func resolveSecrets(cfg *config.Config, role config.Role) (secrets, error) {
+// resolveSecrets builds the mail sign-in of cfg and reads, for the sealed
+// format, the key of role. With mail.auth: password, mail.password is
+// resolved once here so that a missing secret is a config error at start,
+// and the value is dropped: the Auth reads it again at each login. With
+// oauth2 there is no password; the Auth asks the token store (log gets its
+// diagnostics). Failures are config errors (exit 2) naming the config file
+// and the key.
+func resolveSecrets(cfg *config.Config, role config.Role, log *slog.Logger) (secrets, error) {
 	var s secrets
-	pw, err := cfg.Resolve("mail.password", cfg.Mail.Password)
-	if err != nil {
-		return s, withCode(exitUsage, err)
+	if !cfg.IsOAuth2() {
+		if _, err := cfg.Resolve("mail.password", cfg.Mail.Password); err != nil {
+			return s, withCode(exitUsage, err)
+		}
 	}
-	s.password = pw
+	auth, src, err := mailAuth(cfg, log)
+	if err != nil {
+		return s, err
+	}
+	s.auth, s.tokens = auth, src
 	if cfg.Codec.Format != string(codec.FormatSealed) {
 		return s, nil
 	}
@@ -166,7 +182,7 @@ func endpoints(cfg *config.Config) (smtp, imap mailconn.Endpoint, err error) {
 // failure it recognises becomes a message that names the setting and the
 // fix.
 func explainMail(cfg *config.Config, proto mailconn.Protocol, err error) error {
-	t := mailconn.Target{Protocol: proto, Username: cfg.Mail.Username, CAFile: cfg.Mail.CAFile != ""}
+	t := mailconn.Target{Protocol: proto, Username: cfg.Mail.Username, CAFile: cfg.Mail.CAFile != "", OAuth2: cfg.IsOAuth2()}
 	if proto == mailconn.IMAP {
 		t.Endpoint = mailconn.Endpoint{Host: cfg.Mail.IMAP.Host, Port: cfg.Mail.IMAP.Port, TLS: mailconn.TLSMode(cfg.Mail.IMAP.TLS)}
 		t.Mailbox = cfg.Mail.IMAP.Mailbox

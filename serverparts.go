@@ -10,7 +10,7 @@ import (
 )
 
 // newMailer builds the SMTP mailer of cfg: the submission server of
-// mail.smtp, logged in as mail.username.
+// mail.smtp, signed in with sec.auth.
 func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SMTPMailer, error) {
 	smtp, _, err := endpoints(cfg)
 	if err != nil {
@@ -18,8 +18,7 @@ func newMailer(cfg *config.Config, sec secrets, log *slog.Logger) (*publisher.SM
 	}
 	m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{
 		Endpoint: smtp,
-		Username: cfg.Mail.Username,
-		Password: sec.password,
+		Auth:     sec.auth,
 		HELO:     cfg.Mail.SMTP.HELO,
 		Logger:   log,
 	})
@@ -62,8 +61,7 @@ func newPruner(cfg *config.Config, sec secrets, log *slog.Logger) (publisher.Pru
 	}
 	r, err := publisher.NewIMAPPruner(publisher.RetentionOptions{
 		IMAP:         imap,
-		Username:     cfg.Mail.Username,
-		Password:     sec.password,
+		Auth:         sec.auth,
 		Mailbox:      cfg.Mail.IMAP.Mailbox,
 		KeepMessages: *cfg.Publisher.KeepMessages,
 		Open:         func(body string) (codec.Payload, error) { return codec.Open(body, own) },

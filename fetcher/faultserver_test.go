@@ -87,12 +87,11 @@ func newFaultServer(t testing.TB, maxLogin int64) *faultServer {
 func (fs *faultServer) options(t testing.TB) (Options, *logBuffer) {
 	log, buf := newLogger(t)
 	return Options{
-		IMAP:     mailconn.Endpoint{Host: fs.addr.Addr().String(), Port: int(fs.addr.Port()), TLS: mailconn.TLSNone},
-		Username: testUser,
-		Password: testPassword,
-		Name:     testName,
-		Keys:     []codec.ClientKey{fs.sk.ClientKey()},
-		Logger:   log,
+		IMAP:   mailconn.Endpoint{Host: fs.addr.Addr().String(), Port: int(fs.addr.Port()), TLS: mailconn.TLSNone},
+		Auth:   passwordAuth(testUser, testPassword),
+		Name:   testName,
+		Keys:   []codec.ClientKey{fs.sk.ClientKey()},
+		Logger: log,
 	}, buf
 }
 

@@ -92,7 +92,7 @@ func TestFetchOnceImplicitTLSAndCheck(t *testing.T) {
 	}
 
 	bad := o
-	bad.Password = "wrong"
+	bad.Auth = passwordAuth(testUser, "wrong")
 	fb := e.newFetcher(bad)
 	err := fb.Check(ctx)
 	if err == nil || errors.Is(err, ErrNoMessage) || errors.Is(err, errLimit) {
@@ -387,7 +387,7 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"ok", func(*Options) {}, ""},
 		{"no name", func(o *Options) { o.Name = "" }, "name is empty"},
-		{"no user", func(o *Options) { o.Username = "" }, "username is empty"},
+		{"no user", func(o *Options) { o.Auth = passwordAuth("", "") }, "username is empty"},
 		{"no keys", func(o *Options) { o.Keys = nil }, "client key"},
 		{"bad idle", func(o *Options) { o.Idle = "sometimes" }, "idle"},
 		{"bad format", func(o *Options) { o.Format = "rot13" }, "format"},

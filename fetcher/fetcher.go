@@ -86,7 +86,7 @@ func (f *Fetcher) FetchNow() {
 }
 
 func (f *Fetcher) account() string {
-	return f.o.Username + "@" + f.o.IMAP.Addr() + "/" + f.o.Mailbox
+	return f.o.Auth.User() + "@" + f.o.IMAP.Addr() + "/" + f.o.Mailbox
 }
 
 // loadState reads the state file once. A missing or unreadable file means
@@ -246,7 +246,8 @@ func (f *Fetcher) connect(ctx context.Context, exists chan<- struct{}) (*session
 // last accepted one from the state file. With Result.Problem set, the
 // address is only the last known one (see Update.Problem). With no message
 // ever accepted it returns ErrNoMessage, and a Result carrying the Name
-// and any Problem. A refused login wraps ErrAuthRefused; any other error
+// and any Problem. A refused login wraps ErrAuthRefused, an OAuth2
+// sign-in the provider no longer accepts ErrSignInNeeded; any other error
 // is a mail or network failure. It saves the state file like Run.
 func (f *Fetcher) FetchOnce(ctx context.Context) (Result, error) {
 	f.loadState()

@@ -1,10 +1,12 @@
 package fetcher
 
 import (
+	"errors"
 	"strings"
 	"time"
 
 	"ipsync/health"
+	"ipsync/mailconn"
 )
 
 // Health is what the tray shows for u: the address, how the mailbox is
@@ -45,8 +47,18 @@ func (u Update) Health(pollEvery time.Duration) health.Status {
 		if u.Err != nil {
 			s.Err = u.Err.Error()
 		}
+		if errors.Is(u.Err, mailconn.ErrTokenRefused) {
+			s.Err = "OAuth2 access token refused, a refreshed one too: check the app's mail scopes in mail.oauth2 and that the mailbox allows IMAP (" + u.Err.Error() + ")"
+		}
 	default:
 		s.State = Unknown
+	}
+	if u.SignInNeeded {
+		s.SignInNeeded = true
+		s.Err, s.ErrKind = "sign-in needed: run ipsync login, or Sign in… here", "signin"
+		if u.Err != nil {
+			s.Err += " (" + u.Err.Error() + ")"
+		}
 	}
 	if u.Problem != "" {
 		// Why no address is current (another key, another name, a clock

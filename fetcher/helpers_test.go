@@ -218,12 +218,11 @@ func (e *env) endpoint() mailconn.Endpoint {
 func (e *env) options() (Options, *logBuffer) {
 	log, buf := newLogger(e.t)
 	return Options{
-		IMAP:     e.endpoint(),
-		Username: testUser,
-		Password: testPassword,
-		Name:     testName,
-		Keys:     []codec.ClientKey{e.ck},
-		Logger:   log,
+		IMAP:   e.endpoint(),
+		Auth:   passwordAuth(testUser, testPassword),
+		Name:   testName,
+		Keys:   []codec.ClientKey{e.ck},
+		Logger: log,
 	}, buf
 }
 
@@ -389,4 +388,9 @@ func (e *env) waitConnsAtMost(t testing.TB, n int64) {
 		}
 		<-tick.C
 	}
+}
+
+// passwordAuth signs in as user with password.
+func passwordAuth(user, password string) mailconn.Auth {
+	return mailconn.PasswordAuth(user, func(context.Context) (string, error) { return password, nil })
 }

@@ -71,16 +71,16 @@ type Timer interface {
 type Decoder func(text string) (codec.Payload, error)
 
 // Options configure a Fetcher. The zero value of each field means its
-// default; IMAP, Username, Name and either Keys, Decode or Legacy (with
+// default; IMAP, Auth, Name and either Keys, Decode or Legacy (with
 // Format legacy) are required.
 type Options struct {
 	// IMAP is the mail server. Its TLS mode must be implicit or starttls;
 	// none only for loopback hosts (checked by Endpoint.Validate).
 	IMAP mailconn.Endpoint
-	// Username is the IMAP login name.
-	Username string
-	// Password is the IMAP password (never logged).
-	Password string
+	// Auth signs in to IMAP at each connection (a password or an OAuth2
+	// token; mailconn.Auth). It is the only holder of the credentials.
+	// Required, with a user name.
+	Auth mailconn.Auth
 	// Mailbox is examined (opened read-only); "" means INBOX.
 	Mailbox string
 	// Name is the server name to accept; messages naming another server
@@ -188,7 +188,10 @@ func (o Options) withDefaults() (Options, error) {
 	if err := o.IMAP.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("imap: %w", err))
 	}
-	if strings.TrimSpace(o.Username) == "" {
+	switch {
+	case o.Auth.IsZero():
+		errs = append(errs, errors.New("no sign-in method (Options.Auth)"))
+	case strings.TrimSpace(o.Auth.User()) == "":
 		errs = append(errs, errors.New("username is empty"))
 	}
 	if strings.TrimSpace(o.Name) == "" {

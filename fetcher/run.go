@@ -24,8 +24,13 @@ const (
 	// does not get the account locked; FetchNow retries at once.
 	authBackoffMin = 5 * time.Minute
 	authBackoffMax = 4 * time.Hour
-	probeTimeout   = 5 * time.Second
-	idleSettle     = 250 * time.Millisecond
+	// signInRecheck is how often Run, while an OAuth2 sign-in is needed,
+	// asks the token source whether the user has signed in again (a new
+	// refresh token in the store): no mail server is contacted until then,
+	// and FetchNow asks at once.
+	signInRecheck = 5 * time.Minute
+	probeTimeout  = 5 * time.Second
+	idleSettle    = 250 * time.Millisecond
 	// healthyIdle is how long IDLE must have run (or IdleRefresh, if
 	// shorter) for a session's end to be followed by an immediate
 	// reconnect rather than the error backoff.
@@ -170,6 +175,16 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 			base *= 2
 		}
 		return jitter(min(base, f.o.PollEvery))
+	case errors.Is(err, ErrSignInNeeded):
+		// Nothing was sent to the mail server (the token source said so
+		// first); it stays that way until the user signs in again.
+		if !errors.Is(r.mailErr, ErrSignInNeeded) {
+			f.log.Warn("sign-in needed: the mail provider no longer accepts the stored sign-in; not logging in until you run `ipsync login` (or Sign in… in the tray)",
+				"user", f.o.Auth.User(), "err", err)
+		}
+		r.mailErr = err
+		r.emit(false, nil)
+		return signInRecheck
 	case errors.Is(err, ErrAuthRefused):
 		r.authFailures++
 		backoff := authBackoffMin
@@ -178,7 +193,11 @@ func (r *runner) after(err error, idleSince time.Time) time.Duration {
 		}
 		backoff = jitter(min(backoff, authBackoffMax))
 		r.mailErr = err
-		f.log.Warn("mail server refused the login; check the user name and mail.password", "user", f.o.Username, "err", err, "retry_in", backoff.Round(time.Second))
+		hint := "mail server refused the login; check the user name and mail.password"
+		if f.o.Auth.IsToken() {
+			hint = "mail server refused the login; check mail.username and the app's mail scopes in mail.oauth2"
+		}
+		f.log.Warn(hint, "user", f.o.Auth.User(), "err", err, "retry_in", backoff.Round(time.Second))
 		r.emit(false, nil)
 		return backoff
 	case long || (!idleSince.IsZero() && !r.quickRetry):
@@ -613,6 +632,8 @@ func (r *runner) emit(fetching bool, out *scanOutcome) {
 		r.problem = u.Problem
 	}
 	switch {
+	case errors.Is(r.mailErr, ErrSignInNeeded):
+		u.State, u.Err, u.SignInNeeded = Error, r.mailErr, true
 	case errors.Is(r.mailErr, ErrAuthRefused):
 		u.State, u.Err = AuthRefused, r.mailErr
 	case r.mailErr != nil:

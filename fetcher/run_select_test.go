@@ -141,7 +141,8 @@ func TestAuthRefusedBacksOff(t *testing.T) {
 	t0 := time.Now().Truncate(time.Second)
 	clk := newFakeClock(t0)
 	o, logs := e.options()
-	o.Password = "wrong-password"
+	const wrong = "wrong-password"
+	o.Auth = passwordAuth(testUser, wrong)
 	o.Clock, o.Rand = clk, seededRand(7)
 	f := e.newFetcher(o)
 	ups := newUpdates()
@@ -173,7 +174,7 @@ func TestAuthRefusedBacksOff(t *testing.T) {
 	if d := clk.nextAt().Sub(clk.Now()); d > authBackoffMin || d < authBackoffMin/2 {
 		t.Errorf("retry after Fetch now in %v, want the first backoff (%v, jittered)", d, authBackoffMin)
 	}
-	if strings.Contains(logs.String(), o.Password) {
+	if strings.Contains(logs.String(), wrong) {
 		t.Errorf("log reveals the password")
 	}
 	if n := len(logs.Lines("refused the login")); n == 0 {

@@ -541,7 +541,7 @@ func TestOnChangeHookEnvExclude(t *testing.T) {
 	log, logs := newLogger(t)
 	f, err := New(Options{
 		IMAP:           mailconn.Endpoint{Host: "127.0.0.1", Port: 1, TLS: mailconn.TLSNone},
-		Username:       testUser,
+		Auth:           passwordAuth(testUser, ""),
 		Name:           testName,
 		Decode:         func(string) (codec.Payload, error) { return codec.Payload{}, nil },
 		OnChange:       []string{script, out},

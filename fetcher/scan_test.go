@@ -129,7 +129,7 @@ func TestProblem(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := New(Options{IMAP: mailconn.Endpoint{Host: "127.0.0.1", Port: 1, TLS: mailconn.TLSNone}, Username: "u", Name: testName, Keys: []codec.ClientKey{sk.ClientKey()}})
+			f, err := New(Options{IMAP: mailconn.Endpoint{Host: "127.0.0.1", Port: 1, TLS: mailconn.TLSNone}, Auth: passwordAuth("u", ""), Name: testName, Keys: []codec.ClientKey{sk.ClientKey()}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,26 +22,18 @@ import (
 var errLimit = errors.New("mail server refused the connection (connection limit or throttling)")
 
 // ErrAuthRefused marks a login the mail server refused: a wrong user name
-// or password, an expired or locked account (IMAP NO with
+// or password, an expired or locked account, or an OAuth2 access token
+// refused even after a refresh (mailconn.Auth classifies: IMAP NO with
 // [AUTHENTICATIONFAILED], [AUTHORIZATIONFAILED], [EXPIRED] or
-// [CONTACTADMIN], RFC 5530, or a plain NO to LOGIN). It is the user's to
-// fix; retrying soon only risks a locked account.
-var ErrAuthRefused = errors.New("mail server refused the login")
+// [CONTACTADMIN], RFC 5530, or a plain NO). It is the user's to fix;
+// retrying soon only risks a locked account. It is mailconn.ErrAuthRefused.
+var ErrAuthRefused = mailconn.ErrAuthRefused
 
-// authRefused wraps a LOGIN error in ErrAuthRefused when it is a refusal
-// of the credentials, not a limit (see classify) or a broken connection.
-func authRefused(err error) error {
-	var ie *imap.Error
-	if err == nil || errors.Is(err, errLimit) || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
-		return err
-	}
-	switch ie.Code {
-	case "", imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
-		imap.ResponseCodeExpired, imap.ResponseCodeContactAdmin:
-		return fmt.Errorf("%w: %w", ErrAuthRefused, err)
-	}
-	return err
-}
+// ErrSignInNeeded marks a login that was not tried because the OAuth2
+// sign-in is no longer accepted (the refresh token was revoked or expired,
+// or none is stored): the user must run `ipsync login` or the tray's
+// "Sign in…". It is mailconn.ErrSignInNeeded.
+var ErrSignInNeeded = mailconn.ErrSignInNeeded
 
 // errTimeout is the cause when one network operation takes too long.
 var errTimeout = errors.New("imap operation timed out")
@@ -106,7 +98,8 @@ func classify(err error, bye string) error {
 
 // byeWatcher sees the raw IMAP stream (as imapclient's DebugWriter) and
 // keeps the text of the last untagged BYE. Nothing else is kept: the stream
-// also carries the LOGIN command with the password.
+// also carries the LOGIN command with the password, or AUTHENTICATE with
+// the access token.
 type byeWatcher struct {
 	mu   sync.Mutex
 	text string
@@ -167,6 +160,11 @@ func dial(ctx context.Context, o *Options, exists chan<- struct{}) (*session, er
 			}
 		}
 	}
+	// A token source that needs a new sign-in says so before any server
+	// is dialled: no connection, no login.
+	if err := o.Auth.Ready(ctx); err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeoutCause(ctx, o.OpTimeout, errTimeout)
 	defer cancel()
 	c, err := mailconn.DialIMAP(dctx, o.IMAP, &imapclient.Options{
@@ -177,9 +175,11 @@ func dial(ctx context.Context, o *Options, exists chan<- struct{}) (*session, er
 		return nil, classify(err, s.bye.Text())
 	}
 	s.c = c
-	if err := s.do(ctx, "log in", func() error { return c.Login(o.Username, o.Password).Wait() }); err != nil {
+	// Auth.IMAP classifies a refusal (ErrAuthRefused) and refreshes a
+	// refused token once; classify tells a connection limit from it.
+	if err := s.do(ctx, "sign in", func() error { return o.Auth.IMAP(ctx, c) }); err != nil {
 		c.Close()
-		return nil, authRefused(classify(err, s.bye.Text()))
+		return nil, classify(err, s.bye.Text())
 	}
 	return s, nil
 }

@@ -60,6 +60,12 @@ type Update struct {
 	Mode string
 	// Fetching is true while a fetch is in progress.
 	Fetching bool
+	// SignInNeeded is true (with State Error, and Err matching
+	// ErrSignInNeeded) while the OAuth2 sign-in is no longer accepted:
+	// Run does not log in until the user signs in again (`ipsync login`,
+	// the tray's "Sign in…"); it notices a new sign-in within 5 minutes
+	// without contacting the mail server, and at once on FetchNow.
+	SignInNeeded bool
 	// Err is the last mail error when State is Error or AuthRefused, and
 	// the probe error when State is Unreachable; nil otherwise.
 	Err error

@@ -38,9 +38,8 @@ func TestDovecotBounce(t *testing.T) {
 	e := newEnv(t, dovecottest.Options{})
 	mailer := &appendMailer{a: e.admin}
 	pub := e.newPublisher(mailer, &publisher.RetentionOptions{
-		IMAP:     e.endpoint(),
-		Username: e.srv.User,
-		Password: e.srv.Password,
+		IMAP: e.endpoint(),
+		Auth: e.auth(),
 	})
 	publish(t, pub, "198.51.100.1")
 	sent := mailer.Sent()

@@ -88,8 +88,7 @@ func (e *env) log() string {
 func (e *env) fetcherOptions(ep mailconn.Endpoint) fetcher.Options {
 	return fetcher.Options{
 		IMAP:      ep,
-		Username:  e.srv.User,
-		Password:  e.srv.Password,
+		Auth:      e.auth(),
 		Name:      serverName,
 		Keys:      []codec.ClientKey{e.ck},
 		OpTimeout: 10 * time.Second,
@@ -653,4 +652,10 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	rank := (p*len(sorted) + 99) / 100
 	return sorted[max(rank, 1)-1]
+}
+
+// auth signs in as the Dovecot test user with its password.
+func (e *env) auth() mailconn.Auth {
+	pw := e.srv.Password
+	return mailconn.PasswordAuth(e.srv.User, func(context.Context) (string, error) { return pw, nil })
 }

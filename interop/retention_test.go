@@ -51,8 +51,7 @@ func TestDovecotRetention(t *testing.T) {
 
 	pruner := e.newPublisher(&appendMailer{a: e.admin}, &publisher.RetentionOptions{
 		IMAP:         e.endpoint(),
-		Username:     e.srv.User,
-		Password:     e.srv.Password,
+		Auth:         e.auth(),
 		KeepMessages: 48,
 	})
 	ctx := t.Context()

@@ -19,6 +19,18 @@ import (
 // get tokens gives ErrSignInNeeded instead.)
 var ErrAuthRefused = errors.New("the mail server refused the sign-in")
 
+// ErrTokenRefused is the ErrAuthRefused of a token sign-in: the server
+// refused an OAuth2 access token, and a freshly refreshed one too. It
+// matches ErrAuthRefused (errors.Is), so the roles back off alike; messages
+// test it to name the app registration and the mailbox's settings rather
+// than a password.
+var ErrTokenRefused error = tokenRefused{}
+
+type tokenRefused struct{}
+
+func (tokenRefused) Error() string        { return "the mail server refused the access token" }
+func (tokenRefused) Is(target error) bool { return target == ErrAuthRefused }
+
 // ErrSignInNeeded matches an error of Auth.IMAP or Auth.SMTP when the token
 // source can no longer get tokens and the user must sign in again
 // (`ipsync login`): the refresh token was revoked or expired, or none is
@@ -93,6 +105,31 @@ func (a Auth) String() string {
 	return "password for " + a.user
 }
 
+// IsZero reports whether a is the zero Auth (no sign-in method): callers
+// that may go without signing in (an SMTP relay on loopback) test it.
+func (a Auth) IsZero() bool { return a.password == nil && a.tokens == nil }
+
+// Ready reports, without touching a mail server, whether a login can be
+// tried: for a token, it gets one from the source (refreshing it if
+// needed), so an error matching ErrSignInNeeded says the user must sign in
+// again before any server is dialled; for a password it returns nil (the
+// password is read at the login itself). A *oauth.Source that has seen its
+// refresh token refused answers from memory and the token store, so a
+// role that waits for a new sign-in can call Ready on a timer without
+// asking the provider or the mail servers anything.
+func (a Auth) Ready(ctx context.Context) error {
+	if err := a.check(); err != nil {
+		return err
+	}
+	if a.tokens == nil {
+		return nil
+	}
+	if _, err := a.tokens.Token(ctx); err != nil {
+		return fmt.Errorf("sign-in as %s: %w", a.user, sourceError(err))
+	}
+	return nil
+}
+
 func (a Auth) check() error {
 	if a.password == nil && a.tokens == nil {
 		return errors.New("no sign-in method configured (a zero mailconn.Auth)")
@@ -100,8 +137,8 @@ func (a Auth) check() error {
 	return nil
 }
 
-// IMAP signs c in: the sign-in step of an IMAP session (LoginIMAP, once
-// it takes an Auth, and every other login path). A password is sent with
+// IMAP signs c in: the sign-in step of every IMAP session (LoginIMAP, the
+// fetcher, the publisher's retention). A password is sent with
 // LOGIN. A token is sent with AUTHENTICATE XOAUTH2 when the server
 // advertises it, as Microsoft 365, Outlook.com, Gmail and Dovecot do, else
 // with OAUTHBEARER (RFC 7628); a server advertising neither fails the login
@@ -133,9 +170,9 @@ func (a Auth) loginIMAP(ctx context.Context, c *imapclient.Client) error {
 		}
 		if err := c.Login(a.user, pw).Wait(); err != nil {
 			if isIMAPRefusal(err) {
-				return fmt.Errorf("imap login as %s: %w: %w", a.user, ErrAuthRefused, err)
+				return fmt.Errorf("log in as %s: %w: %w", a.user, ErrAuthRefused, err)
 			}
-			return fmt.Errorf("imap login as %s: %w", a.user, err)
+			return fmt.Errorf("log in as %s: %w", a.user, err)
 		}
 		return nil
 	}
@@ -166,7 +203,7 @@ func (a Auth) loginIMAP(ctx context.Context, c *imapclient.Client) error {
 	case err == nil:
 		return nil
 	case refused:
-		return fmt.Errorf("imap authenticate %s as %s: %w (a freshly refreshed access token too; check that the app has the mail scopes and that IMAP is enabled for the mailbox): %w", mech, a.user, ErrAuthRefused, err)
+		return fmt.Errorf("imap authenticate %s as %s: %w (a freshly refreshed one too; check that the app has the mail scopes and that IMAP is enabled for the mailbox): %w", mech, a.user, ErrTokenRefused, err)
 	}
 	return fmt.Errorf("imap authenticate %s as %s: %w", mech, a.user, err)
 }
@@ -190,11 +227,23 @@ func (a Auth) authenticate(c *imapclient.Client, mech, tok string) (refused bool
 	return isIMAPRefusal(err), err
 }
 
-// isIMAPRefusal reports whether err is the server's NO to a login (any NO:
-// servers differ in the response code they give, if any).
+// isIMAPRefusal reports whether err is the server's NO refusing the
+// credentials of a login: no response code (servers differ), or one of the
+// RFC 5530 codes of a refused login ([AUTHENTICATIONFAILED],
+// [AUTHORIZATIONFAILED], [EXPIRED], [CONTACTADMIN], [PRIVACYREQUIRED]). A
+// NO with another code, such as [UNAVAILABLE] or [LIMIT] (a connection
+// limit or throttling), is not a refusal: retrying later may work.
 func isIMAPRefusal(err error) bool {
 	var ie *imap.Error
-	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		return false
+	}
+	switch ie.Code {
+	case "", imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
+		imap.ResponseCodeExpired, imap.ResponseCodeContactAdmin, imap.ResponseCodePrivacyRequired:
+		return true
+	}
+	return false
 }
 
 // IMAPTokenMech picks the SASL mechanism for a token sign-in from the
@@ -259,7 +308,7 @@ func (a Auth) SMTP(ctx context.Context, noTLS bool, send func(opts []gomail.Opti
 	}
 	refused, err = a.sendToken(tok, send)
 	if refused {
-		return fmt.Errorf("smtp authenticate XOAUTH2 as %s: %w (a freshly refreshed access token too; check that the app has the SMTP scope and that SMTP AUTH is enabled for the mailbox): %w", a.user, ErrAuthRefused, err)
+		return fmt.Errorf("smtp authenticate XOAUTH2 as %s: %w (a freshly refreshed one too; check that the app has the SMTP scope and that SMTP AUTH is enabled for the mailbox): %w", a.user, ErrTokenRefused, err)
 	}
 	return err
 }
@@ -276,16 +325,19 @@ func (a Auth) sendToken(tok string, send func([]gomail.Option) error) (refused b
 	return isSMTPAuthRefusal(err), err
 }
 
-// isSMTPAuthRefusal reports whether err carries SMTP 535 (authentication
-// credentials invalid, RFC 4954), which go-mail wraps.
+// isSMTPAuthRefusal reports whether err carries an SMTP reply refusing the
+// sign-in (RFC 4954): 535 credentials invalid, 534 mechanism too weak
+// (e.g. an app password is required), 530 authentication required. go-mail
+// wraps them.
 func isSMTPAuthRefusal(err error) bool {
+	code := 0
 	var tpErr *textproto.Error
-	if errors.As(err, &tpErr) && tpErr.Code == 535 {
-		return true
-	}
 	var sendErr *gomail.SendError
-	if errors.As(err, &sendErr) {
-		return sendErr.ErrorCode() == 535
+	switch {
+	case errors.As(err, &tpErr):
+		code = tpErr.Code
+	case errors.As(err, &sendErr):
+		code = sendErr.ErrorCode()
 	}
-	return false
+	return code == 530 || code == 534 || code == 535
 }

@@ -146,7 +146,7 @@ func TestExplainIMAPFailures(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeoutCause(t.Context(), timeout, cause)
 			defer cancel()
-			c, err := mailconn.LoginIMAP(ctx, tt.ep, mailconn.Credentials{Username: testUser, Password: tt.pass}, nil)
+			c, err := mailconn.LoginIMAP(ctx, tt.ep, mailconn.PasswordAuth(testUser, func(context.Context) (string, error) { return tt.pass, nil }), nil)
 			if err == nil {
 				c.Close()
 				t.Fatalf("LoginIMAP(%s) succeeded", tt.name)
@@ -195,7 +195,7 @@ func TestLoginIMAP(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(m.CertPEM())
 	ep := endpointCA(t, m.IMAPAddr(), mailconn.TLSStartTLS, roots)
-	c, err := mailconn.LoginIMAP(t.Context(), ep, mailconn.Credentials{Username: testUser, Password: testPass}, nil)
+	c, err := mailconn.LoginIMAP(t.Context(), ep, mailconn.PasswordAuth(testUser, func(context.Context) (string, error) { return testPass, nil }), nil)
 	if err != nil {
 		t.Fatalf("LoginIMAP = %v", err)
 	}
@@ -207,7 +207,7 @@ func TestLoginIMAP(t *testing.T) {
 	}
 	c.Close()
 
-	_, err = mailconn.LoginIMAP(t.Context(), ep, mailconn.Credentials{Username: testUser, Password: wrongPass}, nil)
+	_, err = mailconn.LoginIMAP(t.Context(), ep, mailconn.PasswordAuth(testUser, func(context.Context) (string, error) { return wrongPass, nil }), nil)
 	var ie *imap.Error
 	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAuthenticationFailed {
 		t.Fatalf("LoginIMAP(wrong password) = %v, want an *imap.Error [AUTHENTICATIONFAILED]", err)

@@ -101,7 +101,7 @@ func TestRefusedRetentionPasswordBacksOff(t *testing.T) {
 			Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
 			Finder: &changingFinder{},
 			Store:  FileStore{Path: filepath.Join(dir, "state.json")},
-			Pruner: newPruner(t, RetentionOptions{IMAP: imapEP, Username: alice, Password: "wrong", Open: opener(key)}),
+			Pruner: newPruner(t, RetentionOptions{IMAP: imapEP, Auth: pwAuth(alice, "wrong"), Open: opener(key)}),
 		})
 		defer l.stop()
 		time.Sleep(time.Hour - time.Second)

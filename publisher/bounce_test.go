@@ -84,10 +84,9 @@ func TestBounceIsReportedAndRemoved(t *testing.T) {
 		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
 		Now:    clock.Now,
 		Pruner: newPruner(t, RetentionOptions{
-			IMAP:     endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
-			Username: alice,
-			Password: password,
-			Open:     opener(key),
+			IMAP: endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
+			Auth: pwAuth(alice, password),
+			Open: opener(key),
 		}),
 	})
 	if err != nil {

@@ -31,7 +31,11 @@
 // is shown as Status.PasswordRefused and the login is retried after waits
 // growing from 5 minutes to 4 hours, which nothing but PublishNow, a
 // success or a new Publisher shortens, so a wrong password does not get the
-// account locked.
+// account locked. Logins go through a mailconn.Auth (SMTPOptions.Auth,
+// RetentionOptions.Auth): a password or an OAuth2 token. When the OAuth2
+// sign-in is no longer accepted ([ErrSignInNeeded]) no mail server is
+// contacted: Status.SignInNeeded is set and the token source is asked again
+// every 5 minutes (a local look at the token store) or at PublishNow.
 //
 // At each check the loop also reads the state file: a newer message sent by
 // another process (`ipsync publish --once --ip X` beside the service) is

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"ipsync/health"
+	"ipsync/mailconn"
 )
 
-// Health is what the tray shows for s. Its states mean, for the server:
+// Health is what the tray shows for s. SignInNeeded is handed on (the tray
+// offers "Sign in…"); with it, sending shows Error. Its states mean, for the server:
 // AuthRefused, the SMTP server refused the password (announced once, with
 // the setting to fix); Error, mail cannot be sent; Unreachable, the address sources fail or disagree; Stale,
 // the current address waits for delivery; Unknown, no address known yet;
@@ -27,7 +29,11 @@ func (s Status) Health() health.Status {
 		Seq:           s.LastSeq,
 		Paused:        s.Paused,
 	}
+	h.SignInNeeded = s.SignInNeeded
 	switch {
+	case s.SignInNeeded && s.LastError != nil && s.LastErrorSending:
+		h.State = health.Error
+		h.Err, h.ErrKind = "sign-in needed: run ipsync login, or Sign in… here ("+s.LastError.Error()+")", "signin"
 	case s.PasswordRefused && s.PasswordRefusedBy == "smtp":
 		h.State = health.AuthRefused
 		h.Err, h.ErrKind = passwordRefused("sending", s.LastError, s.NextLogin), "password"
@@ -48,6 +54,11 @@ func (s Status) Health() health.Status {
 	// Problems that do not stop publishing, shown when nothing worse is.
 	switch {
 	case h.Err != "":
+	case s.SignInNeeded:
+		h.Err, h.ErrKind = "sign-in needed for mailbox retention: run ipsync login, or Sign in… here", "signin"
+		if s.RetentionError != nil {
+			h.Err += " (" + s.RetentionError.Error() + ")"
+		}
 	case s.PasswordRefused && s.PasswordRefusedBy == "imap":
 		h.Err, h.ErrKind = passwordRefused("mailbox retention", s.RetentionError, s.NextLogin), "password"
 	case len(s.Recipients) > 0:
@@ -64,6 +75,9 @@ func (s Status) Health() health.Status {
 // stops, the server's reply, what to fix and when ipsync tries again.
 func passwordRefused(what string, err error, next time.Time) string {
 	msg := "password refused for " + what + ": check mail.password (Gmail, Yahoo, iCloud and Outlook need an app password)"
+	if errors.Is(err, mailconn.ErrTokenRefused) {
+		msg = "OAuth2 access token refused for " + what + ", a refreshed one too: check the app's mail scopes in mail.oauth2 and that the mailbox allows IMAP and SMTP AUTH (docs/oauth2.md)"
+	}
 	if err != nil {
 		msg += " — " + err.Error()
 	}

@@ -48,7 +48,7 @@ func TestSMTPPlaintextOnlyToLoopbackAddress(t *testing.T) {
 		}()
 		r := dnstest.Resolver(t, map[string][]netip.Addr{"mail.localhost": {netip.MustParseAddr(addr)}})
 		ep := mailconn.Endpoint{Host: "mail.localhost", Port: ln.Addr().(*net.TCPAddr).Port, TLS: mailconn.TLSNone, Resolver: r}
-		m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{Endpoint: ep, Username: user, Password: pass, Timeout: 10 * time.Second})
+		m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{Endpoint: ep, Auth: pwAuth(user, pass), Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatalf("NewSMTPMailer(mail.localhost, tls none) = %v; the name check alone lets it through", err)
 		}
@@ -87,7 +87,7 @@ func TestSMTPPlaintextOnlyToLoopbackAddress(t *testing.T) {
 		{Host: "localhost", Port: portNum, TLS: mailconn.TLSNone},
 		{Host: "smtp.localhost", Port: portNum, TLS: mailconn.TLSNone, Resolver: r},
 	} {
-		m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{Endpoint: ep, Username: user, Password: pass, Timeout: 10 * time.Second})
+		m, err := publisher.NewSMTPMailer(publisher.SMTPOptions{Endpoint: ep, Auth: pwAuth(user, pass), Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,4 +98,9 @@ func TestSMTPPlaintextOnlyToLoopbackAddress(t *testing.T) {
 	if got := srv.Stats().SMTPMessages; got != 3 {
 		t.Errorf("loopback server accepted %d messages, want 3", got)
 	}
+}
+
+// pwAuth signs in as user with password.
+func pwAuth(user, password string) mailconn.Auth {
+	return mailconn.PasswordAuth(user, func(context.Context) (string, error) { return password, nil })
 }

@@ -182,7 +182,7 @@ func (p *Publisher) resend(ctx context.Context) (tried bool, err error) {
 	p.mu.Lock()
 	switch {
 	case err == nil || errors.As(err, &rerr):
-		if errors.Is(p.sendErr, ErrAuthRefused) {
+		if errors.Is(p.sendErr, ErrAuthRefused) || errors.Is(p.sendErr, ErrSignInNeeded) {
 			p.sendErr = nil // the login works again
 		}
 		p.recipientsSentLocked(msg, rerr, now)
@@ -200,7 +200,7 @@ func (p *Publisher) resend(ctx context.Context) (tried bool, err error) {
 	p.mu.Unlock()
 	if err != nil && rerr == nil {
 		p.log.Warn("sending again to refused recipients failed", "to", due, "err", err)
-		if errors.Is(err, ErrAuthRefused) {
+		if errors.Is(err, ErrAuthRefused) || errors.Is(err, ErrSignInNeeded) {
 			p.sendFailed(fmt.Errorf("send again to refused recipients: %w", err))
 		}
 	}

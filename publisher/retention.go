@@ -100,14 +100,13 @@ func (p *Publisher) Prune(ctx context.Context) (int, error) {
 }
 
 // RetentionOptions configures an [IMAPPruner]. The zero value of each field
-// means its default; IMAP and Username are required.
+// means its default; IMAP and Auth are required.
 type RetentionOptions struct {
 	// IMAP is the mailbox server of the From account.
 	IMAP mailconn.Endpoint
-	// Username logs in to IMAP. Required.
-	Username string
-	// Password goes with Username. Never logged.
-	Password string
+	// Auth signs in to IMAP at each session (mailconn.Auth.IMAP: a
+	// password or an OAuth2 token). Required, with a user name.
+	Auth mailconn.Auth
 	// Mailbox holds the published messages; "" means INBOX.
 	Mailbox string
 	// KeepMessages is how many of the server's newest messages (by
@@ -164,7 +163,7 @@ func (o RetentionOptions) withDefaults() (RetentionOptions, error) {
 	if err := o.IMAP.Validate(); err != nil {
 		return o, fmt.Errorf("retention imap server: %w", err)
 	}
-	if o.Username == "" {
+	if o.Auth.IsZero() || o.Auth.User() == "" {
 		return o, errors.New("retention imap username is empty")
 	}
 	if o.Open == nil {
@@ -223,6 +222,11 @@ func (r *IMAPPruner) Prune(ctx context.Context, req PruneRequest) (PruneResult, 
 
 func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	o := r.opts
+	// A token source that needs a new sign-in says so before the server
+	// is dialled.
+	if err := o.Auth.Ready(ctx); err != nil {
+		return PruneResult{}, err
+	}
 	c, err := mailconn.DialIMAP(ctx, o.IMAP, nil)
 	if err != nil {
 		return PruneResult{}, err
@@ -232,11 +236,13 @@ func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
-	if err := c.Login(o.Username, o.Password).Wait(); err != nil {
-		if isIMAPAuthRefusal(err) {
-			return PruneResult{}, fmt.Errorf("log in as %s: %w (%w): %w", o.Username, ErrAuthRefused, ErrRejected, err)
+	// Auth.IMAP wraps a refusal in ErrAuthRefused (with the server's
+	// *imap.Error).
+	if err := o.Auth.IMAP(ctx, c); err != nil {
+		if errors.Is(err, ErrAuthRefused) {
+			return PruneResult{}, fmt.Errorf("%w: %w", ErrRejected, err)
 		}
-		return PruneResult{}, fmt.Errorf("log in as %s: %w", o.Username, err)
+		return PruneResult{}, err
 	}
 	sel, err := c.Select(o.Mailbox, nil).Wait()
 	if err != nil {
@@ -259,22 +265,6 @@ func (r *IMAPPruner) session(ctx context.Context, req PruneRequest) (PruneResult
 		o.Logger.Debug("imap logout failed", "err", err)
 	}
 	return res, nil
-}
-
-// isIMAPAuthRefusal reports whether err is a LOGIN refused for its
-// credentials: a NO with an RFC 5530 code that says so, or a bare NO (what
-// servers without response codes answer to a wrong password).
-func isIMAPAuthRefusal(err error) bool {
-	var ie *imap.Error
-	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
-		return false
-	}
-	switch ie.Code {
-	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed,
-		imap.ResponseCodeExpired, imap.ResponseCodePrivacyRequired, "":
-		return true
-	}
-	return false
 }
 
 func (r *IMAPPruner) pruneMailbox(c *imapclient.Client, req PruneRequest, known map[imap.UID]uint64) (PruneResult, error) {

@@ -120,10 +120,9 @@ func TestRetentionKeepsNewestOwnMessages(t *testing.T) {
 		Store:    FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
 		SeqFloor: func(time.Time) uint64 { return 61 },
 		Pruner: newPruner(t, RetentionOptions{
-			IMAP:     endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
-			Username: alice,
-			Password: password,
-			Open:     opener(key),
+			IMAP: endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
+			Auth: pwAuth(alice, password),
+			Open: opener(key),
 		}),
 	})
 	if err != nil {
@@ -185,7 +184,7 @@ func TestRetentionFailureDoesNotBlockPublishing(t *testing.T) {
 		Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
 		Finder: staticFinder{addrA},
 		Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
-		Pruner: newPruner(t, RetentionOptions{IMAP: imap, Username: alice, Password: "wrong", Timeout: 5 * time.Second, Open: opener(key)}),
+		Pruner: newPruner(t, RetentionOptions{IMAP: imap, Auth: pwAuth(alice, "wrong"), Timeout: 5 * time.Second, Open: opener(key)}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -247,8 +246,7 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 	}
 	pr := newPruner(t, RetentionOptions{
 		IMAP:         endpointOf(t, srv, srv.IMAPAddr(), mailconn.TLSImplicit),
-		Username:     alice,
-		Password:     password,
+		Auth:         pwAuth(alice, password),
 		KeepMessages: 3,
 		Open:         opener(key),
 	})
@@ -298,7 +296,7 @@ func TestRetentionTrustsOnlySignatures(t *testing.T) {
 
 func TestRetentionNeedsProof(t *testing.T) {
 	t.Parallel()
-	_, err := NewIMAPPruner(RetentionOptions{IMAP: mailconn.Endpoint{Host: "127.0.0.1", Port: 143, TLS: mailconn.TLSNone}, Username: alice})
+	_, err := NewIMAPPruner(RetentionOptions{IMAP: mailconn.Endpoint{Host: "127.0.0.1", Port: 143, TLS: mailconn.TLSNone}, Auth: pwAuth(alice, "")})
 	if err == nil || !strings.Contains(err.Error(), "verify") {
 		t.Errorf("NewIMAPPruner(no Open) = %v, want an error: retention must prove its messages", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"ipsync/mailconn"
 )
 
 // errCheckTimeout is the cause of a check that ran out of CheckTimeout.
@@ -74,7 +76,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if !s.auth.blocked(p.now()) {
 			// Refused recipients whose retry has come.
 			switch tried, err := p.resend(ctx); {
-			case errors.Is(err, ErrAuthRefused):
+			case errors.Is(err, ErrAuthRefused), errors.Is(err, ErrSignInNeeded):
 				s.sent(p.now(), err, p.draw)
 			case tried && err == nil:
 				s.auth.reset() // the login works
@@ -114,11 +116,21 @@ func (p *Publisher) attempt(ctx context.Context, s *schedule, prunes *sync.WaitG
 	if ctx.Err() != nil {
 		return false
 	}
+	wasSignIn := s.signIn
 	s.sent(p.now(), err, p.draw)
 	switch {
 	case err == nil:
 		p.startPrune(ctx, prunes)
 	case errors.Is(err, ErrNoAddress):
+	case errors.Is(err, ErrSignInNeeded):
+		if !wasSignIn {
+			p.log.Error("sign-in needed: the mail provider no longer accepts the stored sign-in; not logging in until you run `ipsync login` "+
+				"(or Sign in… in the tray); a new sign-in is noticed within minutes, Publish now looks at once", "err", err)
+		}
+	case errors.Is(err, mailconn.ErrTokenRefused):
+		p.log.Error("mail server refused the OAuth2 access token, a refreshed one too; not logging in again before retry_at "+
+			"(check the app's mail scopes in mail.oauth2 and that the mailbox allows SMTP AUTH; Publish now tries at once)",
+			"retry_at", s.auth.until, "err", err)
 	case errors.Is(err, ErrAuthRefused):
 		p.log.Error("mail server refused the password; not logging in again before retry_at "+
 			"(the wait grows to hours so the account is not locked; Publish now tries at once)",

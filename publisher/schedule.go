@@ -32,6 +32,7 @@ type schedule struct {
 	retryAt   time.Time   // no attempt before this after a failure
 	failed    bool        // the last attempt failed
 	auth      authBackoff // logins refused for the password
+	signIn    bool        // the last attempt found an OAuth2 sign-in needed
 }
 
 // authBackoff spaces logins after the mail server refused the password, so
@@ -50,6 +51,13 @@ const (
 	authRetryMin = 5 * time.Minute
 	authRetryMax = 4 * time.Hour
 )
+
+// signInRecheck is how often, while an OAuth2 sign-in is needed, a due
+// publication asks the token source again: the source answers from the
+// token store without contacting the provider or the mail servers until
+// the user has signed in again, so this finds a new `ipsync login` within
+// minutes at no cost. PublishNow asks at once.
+const signInRecheck = 5 * time.Minute
 
 // refused records a refused login at now and returns when the next may
 // be; r is a uniform draw from [0, 1) for the jitter.
@@ -125,10 +133,12 @@ func (s *schedule) sendDue(now time.Time, st sendState) bool {
 // transient failure the next try waits the backoff interval, spread by
 // jitter with a draw of rand (uniform in [0, 1), called only then); after
 // ErrAuthRefused (the password was refused) it waits the login backoff
-// (authBackoff), which address changes do not shorten; after another
+// (authBackoff), which address changes do not shorten; after
+// ErrSignInNeeded it waits signInRecheck; after another
 // ErrRejected it waits a heartbeat interval; ErrNoAddress (nothing to
 // send) waits for no retry.
 func (s *schedule) sent(now time.Time, err error, rand func() float64) {
+	s.signIn = errors.Is(err, ErrSignInNeeded)
 	switch {
 	case err == nil:
 		s.forced, s.failed, s.retryAt = false, false, time.Time{}
@@ -136,6 +146,10 @@ func (s *schedule) sent(now time.Time, err error, rand func() float64) {
 		s.auth.reset()
 	case errors.Is(err, ErrNoAddress):
 		s.forced = false
+	case errors.Is(err, ErrSignInNeeded):
+		// No server was contacted: the token source said so first. Look
+		// again later for a new sign-in (a local read of the token store).
+		s.failed, s.retryAt = true, now.Add(signInRecheck)
 	case errors.Is(err, ErrAuthRefused):
 		s.failed, s.retryAt = true, s.auth.refused(now, rand())
 	case errors.Is(err, ErrRejected):

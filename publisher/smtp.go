@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,11 +43,20 @@ var ErrRejected = errors.New("mail server refused permanently")
 
 // ErrAuthRefused marks a login the mail server refused: SMTP 535, 534 or
 // 530, or IMAP NO [AUTHENTICATIONFAILED] (and the other RFC 5530 codes of a
-// refused login). It is not a network error: the password (or the account's
-// settings) must change. The publisher retries such a login only after a
-// wait that grows to hours, so that a wrong password does not get the
-// account locked. Test with errors.Is.
-var ErrAuthRefused = errors.New("password refused")
+// refused login), or an OAuth2 access token refused even after a refresh.
+// It is not a network error: the password (or the account's settings) must
+// change. The publisher retries such a login only after a wait that grows
+// to hours, so that a wrong password does not get the account locked. It is
+// mailconn.ErrAuthRefused (mailconn.Auth classifies the replies). Test with
+// errors.Is.
+var ErrAuthRefused = mailconn.ErrAuthRefused
+
+// ErrSignInNeeded marks a publication or retention session that did not
+// log in because the OAuth2 sign-in is no longer accepted (the refresh
+// token was revoked or expired, or none is stored): no mail server was
+// contacted. The user must run `ipsync login` (or the tray's "Sign in…").
+// It is mailconn.ErrSignInNeeded.
+var ErrSignInNeeded = mailconn.ErrSignInNeeded
 
 // errSMTPTimeout is the cause of a context that ran out of SMTPOptions.Timeout.
 var errSMTPTimeout = fmt.Errorf("smtp session %w", mailconn.ErrTimeout)
@@ -87,12 +97,11 @@ type SMTPOptions struct {
 	// not offer it; "none" is accepted only for loopback hosts. RootCAs nil
 	// means the system roots.
 	Endpoint mailconn.Endpoint
-	// Username logs in with AUTH PLAIN, or LOGIN when the server does not
-	// offer PLAIN (other offered mechanisms as a last resort). "" means no
-	// authentication.
-	Username string
-	// Password goes with Username. It is never logged.
-	Password string
+	// Auth signs in at each session (mailconn.Auth.SMTP): a password with
+	// AUTH PLAIN, or LOGIN when the server does not offer PLAIN; an OAuth2
+	// token with XOAUTH2, refreshed and retried once if refused. The zero
+	// Auth means no authentication.
+	Auth mailconn.Auth
 	// Timeout bounds one whole SMTP session; 0 means DefaultSMTPTimeout.
 	Timeout time.Duration
 	// HELO is the name the mailer gives itself in EHLO/HELO; "" means
@@ -353,7 +362,8 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 	// server cannot hold the session past ctx (go-mail itself only applies
 	// per-command deadlines). The connection is returned unwrapped: go-mail
 	// recognises *tls.Conn to know the session is encrypted.
-	var stop func() bool
+	// One per dial: Auth.SMTP may run a second attempt.
+	var stops []func() bool
 	// ep.Dial refuses a tls: none host that resolves off loopback.
 	dial := func(dctx context.Context, _, _ string) (net.Conn, error) {
 		conn, err := ep.Dial(dctx)
@@ -368,7 +378,7 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 			}
 			conn = tc
 		}
-		stop = context.AfterFunc(ctx, func() { conn.Close() })
+		stops = append(stops, context.AfterFunc(ctx, func() { conn.Close() }))
 		return conn, nil
 	}
 
@@ -389,24 +399,24 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 	default: // none: Validate allowed it only for a loopback host.
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	}
-	if s.opts.Username != "" {
-		mechs := []gomail.SMTPAuthType{gomail.SMTPAuthPlain, gomail.SMTPAuthLogin}
-		if mode == mailconn.TLSNone {
-			mechs = []gomail.SMTPAuthType{gomail.SMTPAuthPlainNoEnc, gomail.SMTPAuthLoginNoEnc}
+	// attempt runs do on a client with the sign-in options of one
+	// attempt; Auth.SMTP calls it once more after a refused token.
+	attempt := func(authOpts []gomail.Option) error {
+		client, err := gomail.NewClient(ep.Host, append(slices.Clip(opts), authOpts...)...)
+		if err != nil {
+			return fmt.Errorf("configure smtp client: %w", err)
 		}
-		opts = append(opts,
-			gomail.WithOpportunisticSMTPAuth(mechs...),
-			gomail.WithUsername(s.opts.Username),
-			gomail.WithPassword(s.opts.Password))
-	}
-	client, err := gomail.NewClient(ep.Host, opts...)
-	if err != nil {
-		return fmt.Errorf("%s: configure smtp client: %w", what, err)
+		return do(ctx, client)
 	}
 
 	start := time.Now()
-	err = do(ctx, client)
-	if stop != nil {
+	var err error
+	if s.opts.Auth.IsZero() {
+		err = attempt(nil)
+	} else {
+		err = s.opts.Auth.SMTP(ctx, mode == mailconn.TLSNone, attempt)
+	}
+	for _, stop := range stops {
 		stop()
 	}
 	s.log.Debug("smtp session", "what", what, "server", ep.Addr(), "tls", string(mode),
@@ -424,7 +434,14 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 		}
 		return fmt.Errorf("%s via %s: %w", what, ep.Addr(), cause)
 	}
-	if isAuthRefusal(err) {
+	switch {
+	case errors.Is(err, ErrAuthRefused):
+		// Auth.SMTP has named the refusal.
+		return fmt.Errorf("%s via %s: %w: %w", what, ep.Addr(), ErrRejected, err)
+	case errors.Is(err, ErrSignInNeeded):
+		return fmt.Errorf("%s: %w", what, err)
+	case isAuthRefusal(err):
+		// 530 from a server that wants a sign-in none was configured for.
 		return fmt.Errorf("%s via %s: %w (%w): %w", what, ep.Addr(), ErrAuthRefused, ErrRejected, err)
 	}
 	if isPermanent(err) {

@@ -71,7 +71,7 @@ func endpointOf(t *testing.T, srv *loopmail.Server, addr string, mode mailconn.T
 
 func newMailer(t *testing.T, ep mailconn.Endpoint, user, pass string) *SMTPMailer {
 	t.Helper()
-	m, err := NewSMTPMailer(SMTPOptions{Endpoint: ep, Username: user, Password: pass, Timeout: 10 * time.Second})
+	m, err := NewSMTPMailer(SMTPOptions{Endpoint: ep, Auth: pwAuth(user, pass), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("NewSMTPMailer() = %v", err)
 	}
@@ -425,4 +425,9 @@ func TestEHLODoesNotNameTheHost(t *testing.T) {
 			t.Errorf("NewSMTPMailer(HELO %q) = nil error, want one", bad)
 		}
 	}
+}
+
+// pwAuth signs in as user with password.
+func pwAuth(user, password string) mailconn.Auth {
+	return mailconn.PasswordAuth(user, func(context.Context) (string, error) { return password, nil })
 }

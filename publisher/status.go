@@ -48,6 +48,13 @@ type Status struct {
 	// Logins are retried after waits that grow from 5 minutes to 4 hours,
 	// or at once on PublishNow; a success ends it.
 	PasswordRefused bool
+	// SignInNeeded is set while the OAuth2 sign-in is no longer accepted
+	// (mail.auth: oauth2; the refresh token was revoked or expired, or none
+	// is stored) for sending (LastError matches ErrSignInNeeded) or for
+	// retention (RetentionError does). No mail server is contacted until
+	// the user signs in again (`ipsync login`, the tray's "Sign in…"); a new
+	// sign-in is noticed within minutes, at once on PublishNow.
+	SignInNeeded bool
 	// PasswordRefusedBy is "smtp" or "imap" while PasswordRefused.
 	PasswordRefusedBy string
 	// NextLogin is when the refused login is tried again.
@@ -118,6 +125,7 @@ func (p *Publisher) statusLocked() Status {
 	}
 	s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = false, "", time.Time{}
 	s.RetentionError = p.pruneErr
+	s.SignInNeeded = errors.Is(p.sendErr, ErrSignInNeeded) || errors.Is(p.pruneErr, ErrSignInNeeded)
 	switch {
 	case errors.Is(p.sendErr, ErrAuthRefused):
 		s.PasswordRefused, s.PasswordRefusedBy, s.NextLogin = true, "smtp", p.authUntil
