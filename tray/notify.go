@@ -159,10 +159,10 @@ var announcements = map[health.State]announcement{
 		}},
 	health.AuthRefused: {"password-refused",
 		func(f facts) (string, string) {
-			return f.name + ": mail password refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password.")
+			return f.name + ": mail login refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password (or, with mail.auth: oauth2, run ipsync login).")
 		},
 		func(f facts) (string, string) {
-			return f.name + ": mail password refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password.")
+			return f.name + ": mail login refused", orDefault(f.s.Err, "The mail server refused the login: check mail.password (or, with mail.auth: oauth2, run ipsync login).")
 		}},
 	health.Error: {"error",
 		func(f facts) (string, string) {

@@ -147,6 +147,10 @@ func TestAnnouncementWrite(t *testing.T) {
 			"recovered server-current: lab: publishing again | The address is published."},
 		{RoleClient, facts{name: "office", s: health.Status{State: health.Error, Err: "mail login failed"}},
 			"error client-error: office: cannot check for updates | mail login failed"},
+		{RoleClient, facts{name: "office", s: health.Status{State: health.AuthRefused, Err: "mail.password: refused"}},
+			"password-refused client-error: office: mail login refused | mail.password: refused"},
+		{RoleServer, facts{name: "office", s: health.Status{State: health.AuthRefused}},
+			"password-refused server-error: office: mail login refused | The mail server refused the login: check mail.password (or, with mail.auth: oauth2, run ipsync login)."},
 		{RoleServer, facts{name: "office", s: health.Status{State: health.Error}},
 			"error server-error: office: cannot publish | See the log for details."},
 	}
