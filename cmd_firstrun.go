@@ -129,11 +129,11 @@ func localGuide() string {
 // and a person is at a terminal; init ends by saying how to start the
 // server. It returns handled=false when there is no terminal (a service, a
 // script), so the caller reports the missing config as usual.
-func firstRunServer(ctx context.Context, e *env, cfgErr error) (handled bool, err error) {
+func firstRunServer(ctx context.Context, e *env, _ error) (handled bool, err error) {
 	if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return false, nil
 	}
-	fmt.Fprintf(e.stderr, "ipsync: %v\nipsync: no server config yet: starting `ipsync init` to set this machine up.\n\n", cfgErr)
+	fmt.Fprintf(e.stderr, "ipsync: no server config yet: starting `ipsync init` to set this machine up.\n\n")
 	var args []string
 	if e.configPath != "" {
 		args = []string{"--config", e.configPath}

@@ -14,7 +14,7 @@ import (
 )
 
 const inviteSynopsis = `ipsync invite --out FILE [--config F] [--name NAME] [--passphrase-file F]
-              [--mailbox-password include|ask|omit] [--add-recipient ADDRESS]
+              [--mailbox-password include|ask|omit] [--add-recipient ADDRESS] [--force]
 
 Writes an invitation (mode 0600): one file holding everything a staff PC
 needs to become a client of this server — the mail server, the mailbox and

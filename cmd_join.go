@@ -128,7 +128,8 @@ func (e *env) join(ctx context.Context, file, passFile string, force, desktop bo
 	case enrol.PasswordInclude:
 		mailPassword = b.Mail.Password
 	case enrol.PasswordAsk:
-		mailPassword, err = e.askSecret(ctx, desktop, "ipsync: mailbox password", fmt.Sprintf("Password of the mailbox %s", b.Mail.Username))
+		mailPassword, err = e.askSecret(ctx, desktop, "ipsync: mailbox password", fmt.Sprintf("Password of the mailbox %s", b.Mail.Username),
+			"this invitation asks for the mailbox password: run join from a terminal or the desktop, or ask for an invitation made with --mailbox-password include or omit")
 		if err != nil {
 			return err
 		}
@@ -231,7 +232,7 @@ func (e *env) openInvitation(ctx context.Context, file string, data []byte, pass
 			if i > 1 {
 				prompt = "Wrong passphrase; try again. " + prompt
 			}
-			p, err := e.askSecret(ctx, desktop, "ipsync: join", prompt)
+			p, err := e.askSecret(ctx, desktop, "ipsync: join", prompt, "pass --passphrase-file FILE")
 			if err != nil {
 				return enrol.Bundle{}, err
 			}
@@ -259,8 +260,9 @@ func (e *env) openInvitation(ctx context.Context, file string, data []byte, pass
 	}
 }
 
-// askSecret asks on the terminal when there is one, else in a dialog.
-func (e *env) askSecret(ctx context.Context, desktop bool, title, prompt string) (string, error) {
+// askSecret asks on the terminal when there is one, else in a dialog;
+// with neither, it fails saying fix (what the user can do instead).
+func (e *env) askSecret(ctx context.Context, desktop bool, title, prompt, fix string) (string, error) {
 	if fd := int(os.Stdin.Fd()); !desktop && term.IsTerminal(fd) {
 		fmt.Fprint(e.stderr, prompt+": ")
 		p, err := term.ReadPassword(fd)
@@ -271,7 +273,7 @@ func (e *env) askSecret(ctx context.Context, desktop bool, title, prompt string)
 		return string(p), nil
 	}
 	if !dialog.Available() {
-		return "", usageErr("no terminal to ask on and no dialog tool (zenity or kdialog): pass --passphrase-file FILE")
+		return "", usageErr("no terminal to ask on and no dialog tool (zenity or kdialog): %s", fix)
 	}
 	p, err := dialog.Password(ctx, title, prompt)
 	if err != nil {

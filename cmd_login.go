@@ -26,7 +26,8 @@ SMTP and IMAP without a password. Run it once per machine, and again when
 ipsync says "sign-in needed" (the token was revoked or expired).
 
 --browser opens the provider's sign-in page in the browser (authorization
-code with PKCE; the page redirects back to ipsync on 127.0.0.1). The URL is
+code with PKCE; the page redirects back to ipsync listening on 127.0.0.1 —
+the address reads localhost for Microsoft). The URL is
 printed too, for when no browser opens.
 --device prints a URL and a code to enter on any device with a browser (the
 device-code flow): for a server reached over SSH. Google offers no device

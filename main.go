@@ -91,13 +91,15 @@ Usage:
                                              server; no account needed
   ipsync version                             print the version
 
-Every verb takes --help and --verbose (debug logs). The verbs that read a
-config file (server, client, publish, fetch, check, login) take --config FILE
-(default: %s).
+Every verb takes --help and --verbose (debug logs). The verbs that read or
+write a config file (server, client, publish, fetch, check, login, init,
+invite, join) take --config FILE (default: %s).
 
 Exit codes: 0 ok, 1 no valid result, 2 usage or config error (a refused
-mail password too), 3 mail or network error, 4 a failure of this computer (disk full, no randomness) or a
-bug in ipsync.
+mail password too), 3 mail or network error, 4 a failure of this computer
+(disk full, no randomness) or a bug in ipsync; join adds 5 wrong
+passphrase, 6 damaged file or not an invitation, 7 invitation for another
+role.
 `
 
 func main() {
