@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 
 	"ipsync/loopmail"
 )
@@ -48,6 +53,10 @@ func TestMailErrorMessages(t *testing.T) {
 	smtpLine := "smtp: {host: 127.0.0.1, port: " + smtpPort + ", tls: implicit}"
 	fetch := []string{"fetch", "--once"}
 	publish := []string{"publish", "--once", "--ip", "8.8.4.4"}
+	// Stand-ins for SMTP servers that turn the login down in ways loopmail
+	// does not: for now (454), and by offering no login at all (port 25).
+	loginLater := startLoginServer(t, []string{"PLAIN"}, &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many login attempts, please try again later."})
+	noLogin := startLoginServer(t, nil, nil)
 	tests := []struct {
 		name   string
 		server bool     // vary the server config (else the client's)
@@ -85,6 +94,12 @@ func TestMailErrorMessages(t *testing.T) {
 			[]string{`ipsync: mail.imap.mailbox: the mailbox "Ipsync" does not exist for office@ipsync.test`}},
 		{"mailbox missing, check", true, []string{imapLine, strings.TrimSuffix(imapLine, "}") + ", mailbox: Ipsync}", "role: server\n", "role: server\npublisher:\n  sources: [" + echo.HTTPSURL() + ", " + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"}, []string{"check"}, exitNetwork,
 			[]string{`FAIL imap 127.0.0.1:` + imapPort + ` (starttls) login for retention (keep_messages 48): mail.imap.mailbox: the mailbox "Ipsync" does not exist`}},
+		{"smtp login refused for now", true, []string{smtpLine, "smtp: {host: 127.0.0.1, port: " + loginLater + ", tls: none}"}, publish, exitNetwork,
+			[]string{`ipsync: mail.smtp.host: the SMTP server 127.0.0.1 did not take the login of "office@ipsync.test" just now (454 4.7.0 Too many login attempts, please try again later.)`, "not a verdict on the password"}},
+		{"smtp without login", true, []string{smtpLine, "smtp: {host: 127.0.0.1, port: " + noLogin + ", tls: none}"}, publish, exitNetwork,
+			[]string{"ipsync: mail.smtp.port: 127.0.0.1:" + noLogin + " offers no login ipsync can use", "set mail.smtp.port to the SMTP submission port"}},
+		{"smtp without login, check", true, []string{smtpLine, "smtp: {host: 127.0.0.1, port: " + noLogin + ", tls: none}", "role: server\n", "role: server\npublisher:\n  sources: [" + echo.HTTPSURL() + ", " + echo.DNSURL() + "]\n  agree: 1\n  ipv6: off\n"}, []string{"check"}, exitNetwork,
+			[]string{"FAIL smtp 127.0.0.1:" + noLogin + " (none) login: mail.smtp.port: 127.0.0.1:" + noLogin + " offers no login ipsync can use"}},
 		{"missing client key file", false, []string{"file:client.key", "file:keys/client.key"}, fetch, exitUsage,
 			[]string{"missing-client-key-file.yaml: codec.key:", "keys/client.key", "copy client.key from the server", "ipsync keygen"}},
 		{"missing server key file", true, []string{"file:server.key", "file:keys/server.key"}, publish, exitUsage,
@@ -120,7 +135,7 @@ func TestMailErrorMessages(t *testing.T) {
 					t.Errorf("ipsync %s printed %q, which says nothing a user can act on:\n%s%s", tt.name, jargon, out, errOut)
 				}
 			}
-			if regexp.MustCompile(`ipsync: publish message \d`).MatchString(errOut) {
+			if regexp.MustCompile(`ipsync: (publish|encode) message \d|seq(uence number)? \d+:`).MatchString(errOut) {
 				t.Errorf("ipsync %s leads with the sequence number:\n%s", tt.name, errOut)
 			}
 			if n := strings.Count(got, "keygen"); n > 1 {
@@ -129,6 +144,102 @@ func TestMailErrorMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigFileMessages: the config file's own problems, as a new user
+// meets them through the real command: every problem of the file at once,
+// each with its line (a value that cannot be read hides none of the
+// others), and a literal password in a file others can read named with the
+// file's mode and the command that fixes it.
+func TestConfigFileMessages(t *testing.T) {
+	e := newE2E(t)
+	tests := []struct {
+		name   string
+		oldNew []string
+		mode   os.FileMode
+		args   []string
+		code   int
+		want   []string // in stderr (stdout for check), with FILE for the config's path
+	}{
+		{"a value that cannot be read beside other problems", []string{"name: office", "name: office pc", "role: client\n", "role: client\nfetcher:\n  poll_every: often\n  idle: maybe\n  stale_after: 5s\n"}, 0o600,
+			[]string{"fetch", "--once"}, exitUsage, []string{
+				`ipsync: FILE: line 1: name: "office pc" is not a valid name`,
+				`ipsync: FILE: line 13: fetcher.poll_every: "often" is not a duration: write it like 90s, 5m or 1h30m`,
+				`ipsync: FILE: line 14: fetcher.idle: "maybe" must be auto, on or off`,
+				"ipsync: FILE: line 15: fetcher.stale_after: 5s is too short",
+			}},
+		{"the same through check", []string{"name: office", "name: office pc", "role: client\n", "role: client\nfetcher:\n  poll_every: often\n  idle: maybe\n"}, 0o600,
+			[]string{"check"}, exitUsage, []string{
+				`FAIL config FILE: line 1: name: "office pc" is not a valid name`,
+				`FAIL config FILE: line 13: fetcher.poll_every: "often" is not a duration`,
+				`FAIL config FILE: line 14: fetcher.idle: "maybe" must be auto, on or off`,
+			}},
+		{"world-readable literal password", []string{"file:password", "pw-e2e"}, 0o644,
+			[]string{"fetch", "--once"}, exitNoResult, []string{
+				"FILE: line 5: mail.password is written in clear in a file other users can read (mode 0644): run chmod 600 FILE, and better, move it out of the file",
+			}},
+		{"world-readable literal password, check", []string{"file:password", "pw-e2e"}, 0o644,
+			[]string{"check"}, exitOK, []string{
+				"WARN FILE: line 5: mail.password is written in clear in a file other users can read (mode 0644): run chmod 600 FILE",
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeVariant(t, e.clientCfg, strings.NewReplacer(" ", "-", ",", "").Replace(tt.name), tt.oldNew...)
+			if err := os.Chmod(p, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, append(tt.args, "--config", p)...)
+			got := errOut
+			if tt.args[0] == "check" {
+				got = out
+			}
+			if code != tt.code {
+				t.Errorf("ipsync %s = exit %d, want %d\nstdout: %s\nstderr: %s", tt.name, code, tt.code, out, errOut)
+			}
+			for _, w := range tt.want {
+				if w = strings.ReplaceAll(w, "FILE", p); !strings.Contains(got, w) {
+					t.Errorf("ipsync %s printed\n%s\nwant it to contain %q", tt.name, got, w)
+				}
+			}
+		})
+	}
+}
+
+// startLoginServer starts an SMTP server on loopback (no TLS) whose AUTH
+// offers mechs and answers every login with err, and returns its port. With
+// no mechs it offers no AUTH at all, as port 25 of most mail servers does.
+func startLoginServer(t *testing.T, mechs []string, err error) string {
+	t.Helper()
+	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &loginSession{mechs: mechs, err: err}, nil
+	}))
+	s.AllowInsecureAuth = true
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	_, port, _ := strings.Cut(ln.Addr().String(), ":")
+	return port
+}
+
+// loginSession is a go-smtp session that refuses every login with err and
+// takes no mail.
+type loginSession struct {
+	mechs []string
+	err   error
+}
+
+func (s *loginSession) AuthMechanisms() []string { return s.mechs }
+func (s *loginSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, _, _ string) error { return s.err }), nil
+}
+func (s *loginSession) Mail(string, *smtp.MailOptions) error { return errors.New("log in first") }
+func (s *loginSession) Rcpt(string, *smtp.RcptOptions) error { return errors.New("log in first") }
+func (s *loginSession) Data(io.Reader) error                 { return errors.New("log in first") }
+func (s *loginSession) Reset()                               {}
+func (s *loginSession) Logout() error                        { return nil }
 
 func TestFlagErrorPrefix(t *testing.T) {
 	for _, verb := range []string{"client", "server", "fetch", "publish", "check", "keygen", "demo", "version"} {

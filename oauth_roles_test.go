@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -365,8 +366,8 @@ func TestOAuthRevokedStopsLogins(t *testing.T) {
 	if u.State != fetcher.Error || !h.SignInNeeded || !strings.Contains(h.Err, "ipsync login") {
 		t.Errorf("Update = state %v err %v, health %+v; want Error with sign-in needed and the command", u.State, u.Err, h)
 	}
-	if _, err := p.PublishAddrs(ctx, publisher.Addrs{IPv4: netip.MustParseAddr("8.8.8.8")}); err == nil || !strings.Contains(err.Error(), "sign-in needed") {
-		t.Errorf("publish after the revocation = %v, want sign-in needed", err)
+	if _, err := p.PublishAddrs(ctx, publisher.Addrs{IPv4: netip.MustParseAddr("8.8.8.8")}); !errors.Is(err, publisher.ErrSignInNeeded) || !strings.Contains(err.Error(), "ipsync login") {
+		t.Errorf("publish after the revocation = %v, want sign-in needed, naming ipsync login", err)
 	}
 	if st := p.Status(); !st.SignInNeeded || !st.Health().SignInNeeded || !strings.Contains(st.Health().Err, "ipsync login") {
 		t.Errorf("publisher status = %+v, health %+v; want sign-in needed", st, st.Health())

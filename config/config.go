@@ -17,6 +17,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,7 @@ type Config struct {
 	Warnings []string `yaml:"-"`
 
 	keyLines map[string]int // dotted key → line in Path
+	fileMode fs.FileMode    // permission bits of Path; 0 when not known
 }
 
 // KeyLine returns the line of the dotted key ("publisher.sources") in the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,127 @@ func TestWarnings(t *testing.T) {
 			}
 			if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tt.want) {
 				t.Errorf("Warnings = %q, want one with %q", c.Warnings, tt.want)
+			}
+		})
+	}
+}
+
+// TestEveryProblemAtOnce: a value that cannot be read (a duration written
+// as a word, a port as text) does not hide the other problems of the file:
+// each is reported with its line, in file order, and a key whose value was
+// not read is reported once, not again for the default standing in for it.
+func TestEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		want []string // the lines of Error(), in order
+	}{
+		{
+			name: "unreadable duration beside bad values",
+			yaml: validYAML + "publisher:\n  check_every: often\n  agree: -1\nfetcher:\n  poll_every: 5s\n",
+			want: []string{
+				`c.yaml: line 13: publisher.check_every: "often" is not a duration: write it like 90s, 5m or 1h30m`,
+				"c.yaml: line 14: publisher.agree: -1 must be at least 1 (2 is the default and recommended)",
+				"c.yaml: line 16: fetcher.poll_every: 5s is too short; use at least 10s (providers throttle; 5m0s is the default)",
+			},
+		},
+		{
+			name: "unknown key, unreadable port and bad name",
+			yaml: strings.NewReplacer("name: office", "name: 'office pc'", "    host: smtp.example.com\n", "    host: smtp.example.com\n    port: abc\n    tls: ssl\n").Replace(validYAML) + "colour: blue\n",
+			want: []string{
+				`c.yaml: line 2: name: "office pc" is not a valid name; use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit`,
+				"c.yaml: line 8: mail.smtp.port: expected a different kind of value, got the text `abc` where a whole number is needed",
+				`c.yaml: line 9: mail.smtp.tls: "ssl" must be implicit, starttls or none (loopback only)`,
+				"c.yaml: line 14: colour: unknown key; keys here are: codec, fetcher, mail, name, notify, publisher, role, state_dir",
+			},
+		},
+		{
+			name: "a section written as a value",
+			yaml: validYAML + "fetcher: often\nnotify:\n  enabled: maybe\n",
+			want: []string{
+				"c.yaml: line 12: fetcher: expected a different kind of value, got the text `often` where a mapping of keys is needed",
+				"c.yaml: line 14: notify.enabled: expected a different kind of value, got the text `maybe` where true or false is needed",
+			},
+		},
+		{
+			name: "duplicate key beside an unreadable value",
+			yaml: validYAML + "name: other\npublisher:\n  keep_messages: many\n",
+			want: []string{
+				"c.yaml: line 12: name: appears twice; keep one",
+				"c.yaml: line 14: publisher.keep_messages: expected a different kind of value, got the text `many` where a whole number is needed",
+			},
+		},
+		{
+			name: "a bad address is reported once, not again as the default recipient",
+			yaml: strings.Replace(validYAML, "address: ipsync@example.com", "address: ipsync", 1),
+			want: []string{`c.yaml: line 4: mail.address: "ipsync" is not a mail address; write it as name@example.com`},
+		},
+		{
+			name: "missing keys come last",
+			yaml: strings.Replace(validYAML, "name: office\n", "", 1) + "publisher:\n  heartbeat_every: hourly\n",
+			want: []string{
+				`c.yaml: line 12: publisher.heartbeat_every: "hourly" is not a duration: write it like 90s, 5m or 1h30m`,
+				"c.yaml: name: missing; set the server's name, e.g. name: office (the same on the server and its clients)",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse("c.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse() = nil, want %d problems", len(tt.want))
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("Parse() =\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestLiteralSecretInReadableFile: a config file that holds a literal
+// password and that other users can read draws a warning naming the file,
+// its mode and the exact command that fixes it.
+func TestLiteralSecretInReadableFile(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes say nothing about access on Windows")
+	}
+	literal := strings.Replace(validYAML, "env:IPSYNC_TEST_PASSWORD", "hunter2", 1)
+	tests := []struct {
+		name string
+		file string
+		mode os.FileMode
+		want string // the warning, with DIR for the directory
+	}{
+		{"world-readable", "ipsync.yaml", 0o644,
+			"DIR/ipsync.yaml: line 5: mail.password is written in clear in a file other users can read (mode 0644): run chmod 600 DIR/ipsync.yaml, and better, move it out of the file (env:NAME, file:PATH or keyring:SERVICE/USER)"},
+		{"group-readable", "ipsync.yaml", 0o640,
+			"DIR/ipsync.yaml: line 5: mail.password is written in clear in a file other users can read (mode 0640): run chmod 600 DIR/ipsync.yaml, and better, move it out of the file (env:NAME, file:PATH or keyring:SERVICE/USER)"},
+		{"a name the shell would split", "my config.yaml", 0o604,
+			"DIR/my config.yaml: line 5: mail.password is written in clear in a file other users can read (mode 0604): run chmod 600 'DIR/my config.yaml', and better, move it out of the file (env:NAME, file:PATH or keyring:SERVICE/USER)"},
+		{"owner only", "ipsync.yaml", 0o600,
+			"DIR/ipsync.yaml: line 5: mail.password is written in the file in clear; prefer env:NAME, file:PATH or keyring:SERVICE/USER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, tt.file)
+			if err := os.WriteFile(path, []byte(literal), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil { // past the umask
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.ReplaceAll(tt.want, "DIR", dir)
+			if len(c.Warnings) != 1 || c.Warnings[0] != want {
+				t.Errorf("Load(%s, mode %04o).Warnings = %q, want [%q]", tt.file, tt.mode, c.Warnings, want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -65,13 +66,23 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data)
+	var mode fs.FileMode
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	return parse(path, data, mode)
 }
 
 // Parse is Load for bytes already read; path is used in messages and to
-// resolve relative paths.
+// resolve relative paths. The file's mode is not known, so a literal
+// secret draws the warning of a file only its owner can read.
 func Parse(path string, data []byte) (*Config, error) {
-	cfg := &Config{Path: path}
+	return parse(path, data, 0)
+}
+
+// parse is Parse for a file of the given permission bits (0 when unknown).
+func parse(path string, data []byte, mode fs.FileMode) (*Config, error) {
+	cfg := &Config{Path: path, fileMode: mode}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -87,22 +98,38 @@ func Parse(path string, data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{Path: path, Problems: []Problem{{Line: root.Line, Msg: "the top level must be a mapping of keys (role:, name:, mail:, …)"}}}
 	}
+	// Every problem in the file is reported at once: unknown and duplicated
+	// keys, values that cannot be read (each such value is left at its
+	// default, and the decoder goes on to the next), then the rules every
+	// value that could be read must meet.
 	var probs []Problem
 	lines, keyLines := map[int]string{}, map[string]int{}
 	checkKeys(root, reflect.TypeOf(Config{}), "", &probs, lines, keyLines)
-	if len(probs) == 0 {
-		if err := root.Decode(cfg); err != nil {
-			probs = append(probs, decodeProblems(err, lines)...)
+	unread := map[string]bool{} // keys whose value could not be read
+	if err := root.Decode(cfg); err != nil {
+		for _, p := range decodeProblems(err, lines) {
+			probs = append(probs, p)
+			unread[p.Key] = true
 		}
-	}
-	if len(probs) > 0 {
-		return nil, &Error{Path: path, Problems: probs}
 	}
 	cfg.ApplyDefaults()
-	if probs := cfg.validate(""); len(probs) > 0 {
-		for i := range probs {
-			probs[i].Line = lineOf(keyLines, probs[i].Key)
+	for _, p := range cfg.validate("") {
+		key := strings.SplitN(p.Key, "[", 2)[0]
+		if coveredBy(key, unread) {
+			continue // its value is a default standing in for one not read
 		}
+		if key == "publisher.to" && keyLines[key] == 0 {
+			continue // the default, mail.address, has its own problem
+		}
+		p.Line = lineOf(keyLines, p.Key)
+		probs = append(probs, p)
+	}
+	if len(probs) > 0 {
+		// File order; problems without a line (missing keys) last.
+		sort.SliceStable(probs, func(i, j int) bool {
+			a, b := probs[i].Line, probs[j].Line
+			return a != 0 && (b == 0 || a < b)
+		})
 		return nil, &Error{Path: path, Problems: probs}
 	}
 	cfg.keyLines = keyLines
@@ -132,8 +159,19 @@ func lineOf(keyLines map[string]int, key string) int {
 	return 0
 }
 
+// coveredBy reports whether key, or a mapping that holds it, is in keys.
+func coveredBy(key string, keys map[string]bool) bool {
+	for k := range keys {
+		if k != "" && (key == k || strings.HasPrefix(key, k+".")) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkKeys walks a mapping node beside the struct type t and records every
-// key that t has no field for, and every duplicated key.
+// key that t has no field for, and every duplicated key, which it removes
+// from n (the first one stays).
 // lines maps the line of each value to its dotted key, for messages from
 // the decoder, which know only the line; keyLines maps each key to its line.
 func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, lines map[int]string, keyLines map[string]int) {
@@ -156,14 +194,19 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, probs *[]Problem, li
 	}
 	sort.Strings(names)
 	seen := map[string]bool{}
+	kept := n.Content[:0:0]
+	defer func() { n.Content = kept }()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		key := prefix + k.Value
 		if seen[k.Value] {
+			// Dropped, so that the decoder reads the rest of this
+			// mapping (it stops at a repeated key).
 			*probs = append(*probs, Problem{Key: key, Line: k.Line, Msg: "appears twice; keep one"})
 			continue
 		}
 		seen[k.Value] = true
+		kept = append(kept, k, v)
 		ft, ok := fields[k.Value]
 		if !ok {
 			msg := "unknown key"
@@ -224,6 +267,9 @@ func decodeProblems(err error, lines map[int]string) []Problem {
 	}
 	var probs []Problem
 	for _, e := range te.Errors {
+		if strings.Contains(e, "already set in type") || strings.Contains(e, "already defined at line") {
+			continue // a duplicated key, which checkKeys reports
+		}
 		p := Problem{Msg: e}
 		var line int
 		if _, scanErr := fmt.Sscanf(e, "line %d:", &line); scanErr == nil {
@@ -248,5 +294,9 @@ func friendlyType(msg string) string {
 		"into []string", "where a list is needed (write [a, b] or one '- item' per line)",
 		"into string", "where text is needed",
 	)
-	return r.Replace(msg)
+	return mappingType.ReplaceAllString(r.Replace(msg), "where a mapping of keys is needed")
 }
+
+// mappingType is how the decoder names a section of the file it could not
+// fill ("into config.Mail").
+var mappingType = regexp.MustCompile(`into config\.[A-Za-z]+`)

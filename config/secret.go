@@ -157,15 +157,36 @@ func (c *Config) literalSecretWarnings() []string {
 		key string
 		sec Secret
 	}{{"mail.password", c.Mail.Password}, {"mail.oauth2.client_secret", c.Mail.OAuth2.ClientSecret}, {"codec.key", c.Codec.Key}} {
-		if s.sec.Kind() == "literal" {
-			at := ""
-			if s.sec.line > 0 {
-				at = fmt.Sprintf("line %d: ", s.sec.line)
-			}
-			w = append(w, fmt.Sprintf("%s: %s%s is written in the file in clear; prefer env:NAME, file:PATH or keyring:SERVICE/USER", c.Path, at, s.key))
+		if s.sec.Kind() != "literal" {
+			continue
 		}
+		at := ""
+		if s.sec.line > 0 {
+			at = fmt.Sprintf("line %d: ", s.sec.line)
+		}
+		if c.othersCanRead() {
+			w = append(w, fmt.Sprintf("%s: %s%s is written in clear in a file other users can read (mode %04o): run chmod 600 %s, and better, move it out of the file (env:NAME, file:PATH or keyring:SERVICE/USER)", c.Path, at, s.key, c.fileMode, shellQuote(c.Path)))
+			continue
+		}
+		w = append(w, fmt.Sprintf("%s: %s%s is written in the file in clear; prefer env:NAME, file:PATH or keyring:SERVICE/USER", c.Path, at, s.key))
 	}
 	return w
+}
+
+// othersCanRead reports whether the config file's mode lets users other
+// than its owner read it. On Windows file modes say nothing about access,
+// and it is false.
+func (c *Config) othersCanRead() bool {
+	return runtime.GOOS != "windows" && c.fileMode&0o044 != 0
+}
+
+// shellQuote returns p as one shell word: as is when it holds only
+// characters no shell treats specially, else in single quotes.
+func shellQuote(p string) string {
+	if p != "" && strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@~%") == "" && !strings.HasPrefix(p, "~") {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 }
 
 // secretFileWarnings flags file: secrets that other users can read. (On
@@ -184,7 +205,7 @@ func (c *Config) secretFileWarnings() []string {
 		}
 		path := c.resolvePath(strings.TrimPrefix(s.sec.ref, "file:"))
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			w = append(w, fmt.Sprintf("%s: %s: %s can be read by other users (mode %04o); run chmod 600 %s", c.Path, s.key, path, fi.Mode().Perm(), path))
+			w = append(w, fmt.Sprintf("%s: %s: %s can be read by other users (mode %04o); run chmod 600 %s", c.Path, s.key, path, fi.Mode().Perm(), shellQuote(path)))
 		}
 	}
 	return w

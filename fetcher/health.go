@@ -64,6 +64,7 @@ func (u Update) Health(pollEvery time.Duration) health.Status {
 		// Why no address is current (another key, another name, a clock
 		// ahead): shown whatever the state.
 		s.Err, s.ErrKind = u.Problem, "problem"
+		s.LastKnownOnly = true
 	}
 	if u.Fetching {
 		s.State = health.Working

@@ -42,6 +42,7 @@ func TestUpdateHealth(t *testing.T) {
 		{"password refused", Update{State: AuthRefused}, health.AuthRefused, "", "invalid IP", "the mail server refused the password: check mail.password", "password"},
 		{"password refused, explained", Update{State: AuthRefused, Err: errors.New("mail.password: refused")}, health.AuthRefused, "", "invalid IP", "mail.password: refused", "password"},
 		{"problem shown in any state", Update{State: Stale, Payload: p, Problem: "3 messages signed by another key"}, health.Stale, "", "invalid IP", "3 messages signed by another key", "problem"},
+		{"problem beside a current address", Update{State: Current, Payload: p, Problem: "messages are from `office`, this client is `office-pc`"}, health.Current, "", "invalid IP", "messages are from `office`, this client is `office-pc`", "problem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +51,9 @@ func TestUpdateHealth(t *testing.T) {
 			if got.State != tt.state || got.Mode != tt.mode || got.Previous.String() != tt.prev || got.Err != tt.err || got.ErrKind != tt.errKind {
 				t.Errorf("Update{%s}.Health() = state %v mode %q previous %v err %q kind %q, want %v %q %s %q %q",
 					tt.name, got.State, got.Mode, got.Previous, got.Err, got.ErrKind, tt.state, tt.mode, tt.prev, tt.err, tt.errKind)
+			}
+			if got.LastKnownOnly != (tt.in.Problem != "") {
+				t.Errorf("Update{%s}.Health().LastKnownOnly = %v, want %v: with a Problem the address is only the last known one", tt.name, got.LastKnownOnly, tt.in.Problem != "")
 			}
 			if got.Name != tt.in.Payload.Name || got.IPv4 != tt.in.Payload.IPv4 || got.IssuedAt != tt.in.Payload.IssuedAt {
 				t.Errorf("Update{%s}.Health() = %+v, want the payload's name, address and issue time", tt.name, got)

@@ -116,4 +116,10 @@ type Status struct {
 	// tray's "Sign in…"). It comes with any State, usually Error; Err may
 	// say more.
 	SignInNeeded bool
+	// LastKnownOnly (client) is true when the address is only the last one
+	// this client accepted, not the server's newest: the mailbox holds
+	// messages for it that it cannot accept, and Err says why (another
+	// key, another name, a clock ahead). The tray then presents the
+	// address as "last known", with its age, never as current.
+	LastKnownOnly bool
 }

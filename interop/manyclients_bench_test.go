@@ -2,6 +2,8 @@ package interop
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +34,8 @@ func BenchmarkDovecotManyClients(b *testing.B) {
 	var firstErr atomic.Value
 	var mu sync.Mutex
 	seqOf := make([]uint64, clients)
+	seenAt := make([]time.Time, clients) // when seqOf last changed
+	modeOf := make([]string, clients)
 	changed := make(chan struct{}, 1)
 	start := time.Now()
 	for i := range clients {
@@ -53,7 +57,10 @@ func BenchmarkDovecotManyClients(b *testing.B) {
 				return
 			}
 			mu.Lock()
-			seqOf[i] = u.Payload.Seq
+			if seqOf[i] != u.Payload.Seq {
+				seqOf[i], seenAt[i] = u.Payload.Seq, time.Now()
+			}
+			modeOf[i] = u.Mode
 			mu.Unlock()
 			select {
 			case changed <- struct{}{}:
@@ -106,6 +113,19 @@ func BenchmarkDovecotManyClients(b *testing.B) {
 		refusals += st.Refusals
 		b.Logf("change %d: all %d clients current after %v; %d connections, %d limit refusals, at most %d logged in",
 			i+1, clients, took.Round(time.Millisecond), st.Conns, st.Refusals, st.MaxLoggedIn)
+		mu.Lock()
+		lat := make([]time.Duration, 0, clients)
+		modes := map[string]int{}
+		for c := range clients {
+			lat = append(lat, seenAt[c].Sub(start))
+			modes[modeOf[c]]++
+		}
+		mu.Unlock()
+		slices.Sort(lat)
+		late := len(lat) - sort.Search(len(lat), func(k int) bool { return lat[k] > pollEvery })
+		b.Logf("change %d: time to current p50 %v, p90 %v, p99 %v, max %v; %d clients later than the poll interval (%v); modes %v",
+			i+1, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond),
+			lat[len(lat)-1].Round(time.Millisecond), late, pollEvery, modes)
 	}
 	b.StopTimer()
 	b.ReportMetric(worst.Seconds(), "s-to-all-current(max)")

@@ -62,6 +62,28 @@ const (
 	ProblemSignIn                       // the OAuth2 sign-in must be renewed (ipsync login)
 )
 
+// More problems Explain recognises.
+const (
+	ProblemLoginUnavailable Problem = ProblemSignIn + 1 + iota // the server did not take a login just now (a temporary refusal)
+	ProblemNoLogin                                             // the server offers no login method ipsync can use
+)
+
+// ErrNoLogin marks a server that offers no login method ipsync can use (no
+// SMTP AUTH in its EHLO reply, or only mechanisms ipsync does not speak).
+// SMTP callers wrap the library's error in it so that Explain can tell.
+var ErrNoLogin = errors.New("the server offers no login method ipsync can use")
+
+// AtLogin marks err as a failure of the login step of a connection (SMTP
+// AUTH; LoginIMAP marks its own), so that Explain words a refusal there as
+// a refused or unavailable login and never as a failure to connect. Its
+// message is err's. AtLogin(nil) is nil.
+func AtLogin(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stageError{stageLogin, err}
+}
+
 // Error is a mail connection failure explained for the person who set
 // ipsync up: what happened, which setting to look at and what to do. Its
 // message is for people; Err keeps the failure as the libraries reported
@@ -134,7 +156,11 @@ func stageOf(err error) stage {
 // message names the setting to look at and the fix, when it recognises the
 // failure: a host not in DNS, a closed port, the other protocol on the
 // port, a TLS mode that does not fit the port, a silent server, an
-// untrusted or wrong certificate, a refused login or a missing mailbox.
+// untrusted or wrong certificate, a refused login, a login the server did
+// not take for now or for want of encryption (SMTP AUTH 454, 538), a server
+// that offers no login (ErrNoLogin) or a missing mailbox. A failure of the
+// login step (marked by AtLogin or LoginIMAP) is never worded as a failure
+// to connect.
 // Anything else (and nil) is returned as it is. An *Error is returned as it
 // is. Explain does no I/O.
 func Explain(err error, t Target) error {
@@ -225,6 +251,16 @@ func (x explainer) explain(err error) (Problem, string, string) {
 		return ProblemAuth, "mail.password", x.refused(fmt.Sprintf("%d %s", tpErr.Code, tpErr.Msg))
 	case errors.Is(err, ErrAuthRefused) && errors.As(err, &imapErr):
 		return ProblemAuth, "mail.password", x.refused(imapErr.Text)
+	case errors.Is(err, ErrNoLogin), st == stageLogin && errors.As(err, &tpErr) && (tpErr.Code == 504 || tpErr.Code == 502):
+		return ProblemNoLogin, x.key + ".port", fmt.Sprintf("%s offers no login ipsync can use (ipsync logs in with PLAIN or LOGIN, or with XOAUTH2 or OAUTHBEARER for mail.auth: oauth2): set %s.port to the %s submission port (%s); port 25 is for mail between servers and usually offers no login",
+			x.addr, x.key, proto, x.usualPorts())
+	case st == stageLogin && errors.As(err, &tpErr) && (tpErr.Code == 538 || strings.Contains(strings.ToLower(tpErr.Msg), "encryption required")):
+		return ProblemTLSMode, x.key + ".tls", fmt.Sprintf("%s wants the connection encrypted before the login (%d %s): set %s.tls: starttls (usually port %d) or implicit (usually port %d)",
+			x.addr, tpErr.Code, strings.TrimSpace(tpErr.Msg), x.key, x.port(TLSStartTLS), x.port(TLSImplicit))
+	case st == stageLogin && errors.As(err, &tpErr) && tpErr.Code >= 400 && tpErr.Code < 500:
+		return ProblemLoginUnavailable, x.key + ".host", x.unavailable(fmt.Sprintf("%d %s", tpErr.Code, tpErr.Msg))
+	case st == stageLogin && errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeUnavailable:
+		return ProblemLoginUnavailable, x.key + ".host", x.unavailable(imapErr.Text)
 	case errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeNonExistent:
 		return ProblemNoMailbox, "mail.imap.mailbox", fmt.Sprintf("the mailbox %q does not exist for %s on %s: set mail.imap.mailbox to an existing folder (INBOX is always there)",
 			x.t.Mailbox, x.t.Username, x.addr)
@@ -288,6 +324,13 @@ func (x explainer) refused(said string) string {
 		msg += fmt.Sprintf("; %s needs an app password (made in the account's security settings), not the account's own password", p)
 	}
 	return msg
+}
+
+// unavailable words a login the server could not take just now; said is
+// its answer.
+func (x explainer) unavailable(said string) string {
+	return fmt.Sprintf("the %s server %s did not take the login of %q just now (%s): a temporary refusal on the mail provider's side, not a verdict on the password; ipsync tries again later. If it lasts, check the account (repeated failed logins lock it for a while) and the provider's status page",
+		x.t.Protocol.upper(), x.t.Endpoint.Host, x.t.Username, strings.TrimSpace(said))
 }
 
 // silent words a server that accepted the connection and then said nothing

@@ -270,6 +270,21 @@ func TestExplainWording(t *testing.T) {
 			mailconn.ProblemAuth, "mail.oauth2", []string{"SMTP server smtp.office365.com refused the access token", "SMTP is enabled"}, "app password"},
 		{"password refused through Auth", fmt.Errorf("imap login as me@example.com: %w: %w", mailconn.ErrAuthRefused, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Login failed"}),
 			imapAt("mail.example.com"), mailconn.ProblemAuth, "mail.password", []string{"Login failed", "check mail.username and mail.password"}, ""},
+		// An SMTP AUTH failure is worded as a login, never as a failure to
+		// connect ("dial failed"), and a temporary refusal is not called a
+		// wrong password.
+		{"smtp 454 at login", mailconn.AtLogin(fmt.Errorf("send mail via x: SMTP AUTH failed: %w", &textproto.Error{Code: 454, Msg: "4.7.0 Too many login attempts, please try again later."})),
+			smtpAt("smtp.gmail.com"), mailconn.ProblemLoginUnavailable, "mail.smtp.host",
+			[]string{`SMTP server smtp.gmail.com did not take the login of "me@example.com" just now (454 4.7.0 Too many login attempts`, "not a verdict on the password", "tries again later"}, "dial"},
+		{"imap unavailable at login", mailconn.AtLogin(&imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Temporary authentication failure"}),
+			imapAt("imap.example.com"), mailconn.ProblemLoginUnavailable, "mail.imap.host", []string{"did not take the login", "Temporary authentication failure"}, "check mail.password"},
+		{"smtp 538 at login", mailconn.AtLogin(fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 538, Msg: "5.7.11 Encryption required for requested authentication mechanism"})),
+			smtpAt("mail.example.com"), mailconn.ProblemTLSMode, "mail.smtp.tls", []string{"wants the connection encrypted before the login (538 5.7.11", "set mail.smtp.tls: starttls (usually port 587) or implicit (usually port 465)"}, "dial"},
+		{"smtp without AUTH", mailconn.AtLogin(fmt.Errorf("%w: %w", mailconn.ErrNoLogin, errors.New("server does not support SMTP AUTH"))),
+			mailconn.Target{Protocol: mailconn.SMTP, Endpoint: mailconn.Endpoint{Host: "mail.example.com", Port: 25, TLS: mailconn.TLSStartTLS}, Username: "me@example.com"},
+			mailconn.ProblemNoLogin, "mail.smtp.port", []string{"mail.example.com:25 offers no login ipsync can use", "set mail.smtp.port to the SMTP submission port (usually 465 with tls: implicit, 587 with tls: starttls)"}, "dial"},
+		{"smtp 504 at login", mailconn.AtLogin(fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 504, Msg: "5.5.4 Unrecognized authentication type"})),
+			smtpAt("mail.example.com"), mailconn.ProblemNoLogin, "mail.smtp.port", []string{"offers no login ipsync can use"}, ""},
 		{"unknown ca with ca_file", fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), mailconn.Target{Protocol: mailconn.SMTP, Endpoint: mailconn.Endpoint{Host: "mail.example.com", Port: 465}, CAFile: true},
 			mailconn.ProblemUnknownCA, "mail.ca_file", []string{"mail.ca_file is set, but the certificate in it did not sign this one"}, ""},
 	}
@@ -286,6 +301,15 @@ func TestExplainWording(t *testing.T) {
 	// Errors it does not recognise come back as they are.
 	for _, err := range []error{nil, errors.New("disk full"), fmt.Errorf("select: %w", &imap.Error{Type: imap.StatusResponseTypeNo, Text: "nope"})} {
 		if got := mailconn.Explain(err, imapAt("imap.example.com")); got != err {
+			t.Errorf("Explain(%v) = %v, want it unchanged", err, got)
+		}
+	}
+	// A 4xx reply outside the login (STARTTLS, MAIL FROM) is no login problem.
+	for _, err := range []error{
+		fmt.Errorf("starttls: %w", &textproto.Error{Code: 454, Msg: "4.7.0 TLS not available due to local problem"}),
+		fmt.Errorf("mail from: %w", &textproto.Error{Code: 451, Msg: "4.3.0 Try again later"}),
+	} {
+		if got := mailconn.Explain(err, smtpAt("mail.example.com")); got != err {
 			t.Errorf("Explain(%v) = %v, want it unchanged", err, got)
 		}
 	}

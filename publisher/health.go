@@ -75,10 +75,15 @@ func (s Status) Health() health.Status {
 // stops, the server's reply, what to fix and when ipsync tries again.
 func passwordRefused(what string, err error, next time.Time) string {
 	msg := "password refused for " + what + ": check mail.password (Gmail, Yahoo, iCloud and Outlook need an app password)"
-	if errors.Is(err, mailconn.ErrTokenRefused) {
+	var me *mailconn.Error
+	switch {
+	case errors.Is(err, mailconn.ErrTokenRefused):
 		msg = "OAuth2 access token refused for " + what + ", a refreshed one too: check the app's mail scopes in mail.oauth2 and that the mailbox allows IMAP and SMTP AUTH (docs/oauth2.md)"
-	}
-	if err != nil {
+		msg += " — " + err.Error()
+	case errors.As(err, &me) && me.Problem == mailconn.ProblemAuth:
+		// Explained already: the server, the login, its reply, the fix.
+		msg = "password refused for " + what + ": " + strings.TrimPrefix(me.Msg, me.Setting+": ")
+	case err != nil:
 		msg += " — " + err.Error()
 	}
 	if !next.IsZero() {

@@ -150,7 +150,7 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 		if seq == 0 {
 			return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number: %w", err))
 		}
-		return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number %d: %w", seq, err))
+		return Sent{}, p.sendFailed(fmt.Errorf("reserve sequence number: %w (seq %d)", err, seq))
 	}
 
 	issued := p.now()
@@ -164,7 +164,7 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 	}
 	body, err := p.opts.Encode(payload)
 	if err != nil {
-		return Sent{}, p.sendFailed(fmt.Errorf("encode message %d: %w", seq, err))
+		return Sent{}, p.sendFailed(fmt.Errorf("encode the message: %w (seq %d)", err, seq))
 	}
 	msg := Message{
 		From:      p.opts.From,
@@ -187,7 +187,9 @@ func (p *Publisher) send(ctx context.Context, addrs Addrs) (Sent, error) {
 		rerr = nil
 	}
 	if err != nil && rerr == nil {
-		return Sent{}, p.sendFailed(fmt.Errorf("publish message %d: %w", seq, err))
+		// What failed and its fix lead (Mailer errors say both); the
+		// number, which a failed message leaves unused, comes last.
+		return Sent{}, p.sendFailed(fmt.Errorf("%w (message seq %d)", err, seq))
 	}
 
 	p.mu.Lock()

@@ -151,8 +151,11 @@ func NewSMTPMailer(opts SMTPOptions) (*SMTPMailer, error) {
 // that accepted, and Send returns a *[RecipientError] listing the refused
 // ones (errors.As). When no recipient accepted, nothing is sent and the
 // error also wraps [ErrRejected] if every refusal was permanent (5xx). A
-// refused login wraps [ErrAuthRefused] and ErrRejected. It blocks until the
-// server has accepted the message, ctx ends or the timeout passes.
+// refused login wraps [ErrAuthRefused] and ErrRejected. A failure a person
+// can act on (a refused or unavailable login, a wrong port or TLS mode, an
+// untrusted certificate) is a *[mailconn.Error] naming the setting and the
+// fix. It blocks until the server has accepted the message, ctx ends or the
+// timeout passes.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	msg, err := buildMsg(m)
 	if err != nil {
@@ -424,15 +427,40 @@ func (s *SMTPMailer) session(ctx context.Context, what string, do func(context.C
 	if err == nil {
 		return nil
 	}
+	// The failure goes out explained (mailconn.Explain: what happened,
+	// which setting, what to do) when it is one a person can act on; the
+	// library's own words are in the debug line above.
+	return mailconn.Explain(s.classify(ctx, what, err), mailconn.Target{
+		Protocol: mailconn.SMTP,
+		Endpoint: ep,
+		Username: s.opts.Auth.User(),
+		CAFile:   ep.RootCAs != nil,
+		OAuth2:   s.opts.Auth.IsToken(),
+	})
+}
+
+// classify wraps err, the failure of the session what, with the sentinels
+// callers branch on (ErrAuthRefused, ErrRejected) and marks a failure of
+// the login step, so that it is never worded as a failure to connect.
+func (s *SMTPMailer) classify(ctx context.Context, what string, err error) error {
+	ep := s.opts.Endpoint
 	if ctx.Err() != nil {
 		// The session was cut by ctx; what go-mail saw then (a read on a
 		// closed connection) says nothing more, and is in the debug log.
 		cause := context.Cause(ctx)
 		if errors.Is(cause, errSMTPTimeout) {
 			return fmt.Errorf("%s via %s: %w after %s (a server that accepts the connection and then stays silent often means a tls mode that does not fit the port: %s)",
-				what, ep.Addr(), cause, s.opts.Timeout, mode)
+				what, ep.Addr(), cause, s.opts.Timeout, ep.Mode())
 		}
 		return fmt.Errorf("%s via %s: %w", what, ep.Addr(), cause)
+	}
+	switch msg := err.Error(); {
+	case errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) || strings.Contains(msg, "server does not support SMTP AUTH"):
+		// No AUTH in the EHLO reply, or none of the mechanisms ipsync
+		// speaks (go-mail says so only in words).
+		err = mailconn.AtLogin(fmt.Errorf("%w: %w", mailconn.ErrNoLogin, err))
+	case strings.Contains(msg, "SMTP AUTH failed"):
+		err = mailconn.AtLogin(err)
 	}
 	switch {
 	case errors.Is(err, ErrAuthRefused):

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"ipsync/codec"
@@ -430,4 +432,108 @@ func TestEHLODoesNotNameTheHost(t *testing.T) {
 // pwAuth signs in as user with password.
 func pwAuth(user, password string) mailconn.Auth {
 	return mailconn.PasswordAuth(user, func(context.Context) (string, error) { return password, nil })
+}
+
+// loginSession is a go-smtp session whose AUTH offers mechs and answers
+// every login with err (nil accepts it).
+type loginSession struct {
+	countSession
+	mechs []string
+	err   error
+}
+
+func (s *loginSession) AuthMechanisms() []string { return s.mechs }
+func (s *loginSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, _, _ string) error { return s.err }), nil
+}
+
+// startLoginServer starts a plain-text go-smtp server on loopback whose
+// logins fail as loginSession says, and returns its endpoint.
+func startLoginServer(t *testing.T, mechs []string, err error) mailconn.Endpoint {
+	t.Helper()
+	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	var mails atomic.Int64
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &loginSession{countSession{&mails}, mechs, err}, nil
+	}))
+	s.AllowInsecureAuth = true // loopback, tls: none
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return mailconn.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: mailconn.TLSNone}
+}
+
+// TestSMTPLoginFailures: every way an SMTP server can turn down the login
+// comes out of Send explained — the setting to look at first and the fix —
+// and never as a failure to connect; through a Publisher, the message the
+// tray shows leads with it and ends with the message's sequence number.
+func TestSMTPLoginFailures(t *testing.T) {
+	t.Parallel()
+	plain := []string{sasl.Plain}
+	tests := []struct {
+		name     string
+		mechs    []string
+		err      error
+		problem  mailconn.Problem
+		setting  string
+		want     string // in the message
+		refused  bool   // errors.Is ErrAuthRefused
+		rejected bool   // errors.Is ErrRejected
+	}{
+		{"wrong password", plain, &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Username and Password not accepted"},
+			mailconn.ProblemAuth, "mail.password", `refused the login of "alice@example.test" (535 5.7.8 Username and Password not accepted): check mail.username and mail.password`, true, true},
+		{"app password required", plain, &smtp.SMTPError{Code: 534, EnhancedCode: smtp.EnhancedCode{5, 7, 9}, Message: "Application-specific password required"},
+			mailconn.ProblemAuth, "mail.password", "(534 5.7.9 Application-specific password required)", true, true},
+		{"temporary refusal", plain, &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many login attempts, please try again later."},
+			mailconn.ProblemLoginUnavailable, "mail.smtp.host", `did not take the login of "alice@example.test" just now (454 4.7.0 Too many login attempts`, false, false},
+		{"encryption required", plain, &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"},
+			mailconn.ProblemTLSMode, "mail.smtp.tls", "wants the connection encrypted before the login", false, true},
+		{"no AUTH offered", nil, nil,
+			mailconn.ProblemNoLogin, "mail.smtp.port", "offers no login ipsync can use", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ep := startLoginServer(t, tt.mechs, tt.err)
+			m := newMailer(t, ep, alice, password)
+			for _, err := range []error{m.Send(t.Context(), testMessage(bob)), m.Check(t.Context())} {
+				var me *mailconn.Error
+				if !errors.As(err, &me) || me.Problem != tt.problem || me.Setting != tt.setting {
+					t.Fatalf("Send/Check() = %v, want a %s problem (%d) explained", err, tt.setting, tt.problem)
+				}
+				msg := err.Error()
+				if !strings.HasPrefix(msg, tt.setting+": ") || !strings.Contains(msg, tt.want) || strings.Contains(msg, "dial") {
+					t.Errorf("Send/Check() = %q, want it to start with %q and hold %q, and no word of dialling", msg, tt.setting+": ", tt.want)
+				}
+				if errors.Is(err, ErrAuthRefused) != tt.refused || errors.Is(err, ErrRejected) != tt.rejected {
+					t.Errorf("Send/Check() = %v: ErrAuthRefused %v, ErrRejected %v; want %v, %v", err, errors.Is(err, ErrAuthRefused), errors.Is(err, ErrRejected), tt.refused, tt.rejected)
+				}
+			}
+
+			key, err := codec.GenerateServerKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := New(Options{
+				Name: "srv1", From: alice, To: []string{bob}, Mailer: m,
+				Encode: func(pl codec.Payload) (string, error) { return codec.Seal(pl, key, rand.Reader) },
+				Finder: staticFinder{},
+				Store:  FileStore{Path: filepath.Join(t.TempDir(), "state.json")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.PublishAddrs(t.Context(), Addrs{IPv4: netip.MustParseAddr("8.8.4.4")})
+			if err == nil {
+				t.Fatal("PublishAddrs() = nil, want the login failure")
+			}
+			seq := fmt.Sprintf("(message seq %d)", p.Status().LastSeq+1)
+			if h := p.Status().Health(); !strings.HasSuffix(err.Error(), seq) || strings.HasPrefix(h.Err, "publish message") ||
+				!strings.Contains(h.Err, tt.want) || strings.Count(h.Err, "check mail.password") > 1 {
+				t.Errorf("PublishAddrs() = %q, Health().Err = %q; want %q leading, %q at the end of the error, and no repeated advice", err, h.Err, tt.want, seq)
+			}
+		})
+	}
 }

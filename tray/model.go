@@ -89,7 +89,12 @@ func view(e env, s health.Status, now time.Time) model {
 		s.Err = "sign-in needed"
 	}
 	addrs := joinAddrs(s.IPv4, s.IPv6)
+	lastKnown := e.role == RoleClient && s.LastKnownOnly && addrs != ""
 	icon := e.role.String() + "-" + s.State.Icon()
+	if lastKnown && s.State == health.Current {
+		// Not the server's newest address: not drawn as current.
+		icon = e.role.String() + "-" + health.Stale.Icon()
+	}
 	if e.role == RoleServer && s.Paused {
 		icon = "server-paused"
 	}
@@ -103,6 +108,9 @@ func view(e env, s health.Status, now time.Time) model {
 	m.Tooltip = truncate(m.Tooltip, maxTooltip)
 
 	addrLabel := name + ": " + addrs
+	if lastKnown {
+		addrLabel += " (last known)"
+	}
 	if addrs == "" {
 		if e.role == RoleServer {
 			addrLabel = name + ": public address not known yet"
@@ -199,11 +207,21 @@ func clientTooltip(name, addrs string, s health.Status, now time.Time) string {
 			return head + "no address yet — waiting for the first message"
 		}
 	}
+	t := head + addrs
+	if s.LastKnownOnly {
+		// The mailbox holds messages for this client that it cannot
+		// accept: the address is only the last one it accepted, and Err
+		// says why.
+		t = join(t, lastKnownAge(s, now))
+		if s.State == health.Working {
+			t = join(t, "checking…")
+		}
+		return t + prefixed(" — ", s.Err)
+	}
 	updated := ""
 	if !s.IssuedAt.IsZero() {
 		updated = "updated " + ago(now.Sub(s.IssuedAt))
 	}
-	t := head + addrs
 	switch s.State {
 	case health.Current:
 		return join(t, updated)
@@ -277,13 +295,25 @@ func statusLine(role Role, s health.Status, now time.Time) string {
 		}
 		return strings.Join(parts, " · ")
 	}
-	if !s.IssuedAt.IsZero() {
+	switch {
+	case s.LastKnownOnly && (s.IPv4.IsValid() || s.IPv6.IsValid()):
+		parts = append(parts, lastKnownAge(s, now))
+	case !s.IssuedAt.IsZero():
 		parts = append(parts, "message "+age(now.Sub(s.IssuedAt))+" old")
 	}
 	if s.Mode != "" {
 		parts = append(parts, s.Mode)
 	}
 	return strings.Join(parts, " · ")
+}
+
+// lastKnownAge is "last known, 2 h old": how a client presents an address
+// that is not the server's newest (Status.LastKnownOnly).
+func lastKnownAge(s health.Status, now time.Time) string {
+	if s.IssuedAt.IsZero() {
+		return "last known"
+	}
+	return "last known, " + age(max(now.Sub(s.IssuedAt), 0)) + " old"
 }
 
 func heartbeatLine(s health.Status, now time.Time) string {

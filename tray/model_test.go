@@ -118,6 +118,47 @@ func TestViewClient(t *testing.T) {
 			address: "lab: 203.0.113.9",
 			action:  "Fetch now", actOK: true, copyOK: true,
 		}},
+		// With a diagnosis (the mailbox holds messages this client cannot
+		// accept), the address is only the last known one: never
+		// presented as current, its age given, the reason shown.
+		{"last known only, current", health.Status{State: health.Current, IPv4: addrA, IssuedAt: now.Add(-2 * time.Hour), LastCheck: minutesAgo(1), Mode: "IDLE (push)",
+			LastKnownOnly: true, Err: "3 messages signed by another key", ErrKind: "problem"}, want{
+			icon:    "client-stale",
+			tooltip: "office: 203.0.113.9 · last known, 2 h old — 3 messages signed by another key",
+			address: "office: 203.0.113.9 (last known)",
+			status:  "Checked 1 min ago · last known, 2 h old · IDLE (push)",
+			errLine: "3 messages signed by another key",
+			action:  "Fetch now", actOK: true, copyOK: true,
+		}},
+		{"last known only, stale", health.Status{State: health.Stale, IPv4: addrA, IPv6: addr6, IssuedAt: now.Add(-26 * time.Hour), LastCheck: minutesAgo(3),
+			LastKnownOnly: true, Err: "1 message dated 11 min in the future (is this PC's clock right?)"}, want{
+			icon:    "client-stale",
+			tooltip: "office: 203.0.113.9 / 2001:db8::1 · last known, 26 h old — 1 message dated 11 min in the future (is this PC's clock right?)",
+			address: "office: 203.0.113.9 / 2001:db8::1 (last known)",
+			status:  "Checked 3 min ago · last known, 26 h old",
+			errLine: "1 message dated 11 min in the future (is this PC's clock right?)",
+			action:  "Fetch now", actOK: true, copyOK: true,
+		}},
+		{"last known only, checking", health.Status{State: health.Working, IPv4: addrA, IssuedAt: minutesAgo(90), LastKnownOnly: true, Err: "messages are from office, this client is office-pc"}, want{
+			icon:    "client-working",
+			tooltip: "office: 203.0.113.9 · last known, 1 h old · checking… — messages are from office, this client is office-pc",
+			status:  "Not checked yet · last known, 1 h old",
+			errLine: "messages are from office, this client is office-pc",
+			action:  "Fetching…", actOK: false, copyOK: true,
+		}},
+		{"last known only, long reason cut to fit", health.Status{State: health.Current, IPv4: addrA, IssuedAt: minutesAgo(5), LastKnownOnly: true, Err: "12 messages signed by another key (key id 3f2a0b1c; this client holds 9c01d2e3) since the last valid one, 40 min ago"}, want{
+			icon:    "client-stale",
+			tooltip: "office: 203.0.113.9 · last known, 5 min old — 12 messages signed by another key (key id 3f2a0b1c; this client holds 9c01d2e3) …",
+			errLine: "12 messages signed by another key (key id 3f2a0b1c; this client holds 9c01d2e3) since the last vali…",
+			action:  "Fetch now", actOK: true, copyOK: true,
+		}},
+		{"last known only without an address", health.Status{State: health.Unknown, LastKnownOnly: true, Err: "3 messages signed by another key"}, want{
+			icon:    "client-unknown",
+			tooltip: "office: no address yet — waiting for the first message",
+			address: "office: no address yet",
+			errLine: "3 messages signed by another key",
+			action:  "Fetch now", actOK: true,
+		}},
 		{"future issue time", health.Status{State: health.Current, IPv4: addrA, IssuedAt: now.Add(time.Hour)}, want{
 			tooltip: "office: 203.0.113.9 · updated just now",
 			action:  "Fetch now", actOK: true, copyOK: true,
