@@ -196,7 +196,7 @@ func (f *Fetcher) CheckNewest(ctx context.Context) (string, error) {
 	}
 	switch first.verdict {
 	case otherKey:
-		return "", fmt.Errorf("newest ipsync message is %s: copy the server's client key into codec.key", f.otherKeyDetail([]string{first.keyID}))
+		return "", fmt.Errorf("newest ipsync message is %s: copy the server's current client key into codec.key (if the server's key was just changed, its next message will open)", f.otherKeyDetail([]string{first.keyID}))
 	case otherName:
 		return "", fmt.Errorf("newest ipsync message is from `%s`, this client is `%s`: set name: %s in the config", first.p.Name, f.o.Name, first.p.Name)
 	case future:
