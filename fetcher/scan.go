@@ -263,8 +263,11 @@ func (sc *scanner) judgeOne(m rawMessage) bool {
 		sc.best = &j
 	}
 	if j.verdict.genuine() && !m.InternalDate.IsZero() && m.InternalDate.Sub(j.p.IssuedAt) <= f.o.Slack {
-		// Delivered on time: not a replay (see scanner).
-		if c := m.InternalDate.Add(-f.o.Slack); c.After(sc.cutoff) {
+		// Delivered on time: not a replay (see scanner). The on-time test
+		// used the slack up, so the cutoff leaves room again for the
+		// server's clock running ahead of the mail server's, by as much
+		// as a message may be dated in the future (MaxFuture).
+		if c := m.InternalDate.Add(-f.o.Slack - f.o.MaxFuture); c.After(sc.cutoff) {
 			sc.cutoff, sc.cutoffUID = c, m.UID
 		}
 	}

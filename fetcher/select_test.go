@@ -164,6 +164,35 @@ func TestReplayedOldAboveNewest(t *testing.T) {
 	}
 }
 
+// TestReplayWithServerClockAhead: the early stop must leave room for the
+// server's clock running ahead of the mail server's (up to MaxFuture). With
+// the server 8 min ahead, G and then N (newer) delivered a minute apart,
+// and G replayed exactly Slack after its issued_at, the replay passes as
+// "delivered on time"; its cutoff must still reach below N.
+func TestReplayWithServerClockAhead(t *testing.T) {
+	t.Parallel()
+	e, arrive := newArrivalEnv(t, loopmail.Options{})
+	o, _ := e.options()
+	o.StatePath = filepath.Join(t.TempDir(), "state.json")
+	const skew = 8 * time.Minute // less than the default MaxFuture
+	slack := o.Slack
+	if slack == 0 {
+		slack = DefaultSlack
+	}
+	real0 := time.Now().Add(-2 * time.Hour) // the mail server's clock
+	g := plainMail(testSubject, sealWith(t, e.sk, payload(1, "192.0.2.1", real0.Add(skew))), real0)
+	arrive.set(real0)
+	e.deliver(g)
+	arrive.set(real0.Add(time.Minute))
+	e.deliver(plainMail(testSubject, sealWith(t, e.sk, payload(2, "192.0.2.2", real0.Add(time.Minute+skew))), real0))
+	arrive.set(real0.Add(skew + slack)) // the replay, just "on time"
+	e.deliver(g)
+	got, err := fetchOnce(t, e.newFetcher(o))
+	if err != nil || got.Seq != 2 {
+		t.Fatalf("FetchOnce(replayed seq 1 above seq 2, server clock %v ahead) = %+v, %v; want seq 2", skew, got, err)
+	}
+}
+
 // TestWrongKeyThenRightKey: with the wrong key the client reports why,
 // keeps the cached address only as the last known one, and once the right
 // key is configured it finds the server's message without a new publish.
