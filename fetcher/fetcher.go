@@ -128,8 +128,11 @@ func (f *Fetcher) saveLocked() {
 		return
 	}
 	// Under the state file's lock, as the server's state: other ipsync
-	// processes may share the file.
-	if err := statefile.SaveLocked(context.Background(), f.o.StatePath, f.st); err != nil {
+	// processes may share the file. f.mu is held, so a process that keeps
+	// the lock (suspended, a hung disk) may delay this by OpTimeout at most.
+	ctx, cancel := context.WithTimeout(context.Background(), f.o.OpTimeout)
+	defer cancel()
+	if err := statefile.SaveLocked(ctx, f.o.StatePath, f.st); err != nil {
 		f.log.Error("cannot save the fetcher state", "path", f.o.StatePath, "err", err)
 	}
 }
