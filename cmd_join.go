@@ -164,11 +164,10 @@ func (e *env) join(ctx context.Context, file, passFile string, force, desktop bo
 			st.undo()
 			return usageErr("create %s: %v", filepath.Dir(path), err)
 		}
-		if err := os.WriteFile(filepath.Join(filepath.Dir(path), caFile), []byte(b.CAPEM), 0o600); err != nil {
+		if err := st.writeFile(filepath.Join(filepath.Dir(path), caFile), []byte(b.CAPEM)); err != nil {
 			st.undo()
 			return usageErr("write the CA certificate: %v", err)
 		}
-		st.paths = append(st.paths, filepath.Join(filepath.Dir(path), caFile))
 	}
 	out, err := cfg.Marshal(fmt.Sprintf("ipsync client config, written by `ipsync join %s` on %s.\nSecrets are references (keyring: or file:); see config.example.yaml for every key.", filepath.Base(file), time.Now().Format("2006-01-02")))
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/zalando/go-keyring"
 
 	"ipsync/config"
+	"ipsync/statefile"
 )
 
 // keyringService is the service name of ipsync's keyring entries.
@@ -26,8 +27,9 @@ type secretStore struct {
 
 	decided    bool // the first put chose keyring or files
 	useKeyring bool
-	keys       []string // keyring users stored
-	paths      []string // files stored
+	// undos put back what each put replaced (join --force over an
+	// existing set-up) or remove what it added, newest first.
+	undos []func()
 }
 
 // keyringUsable says whether to try the keyring at all. On Linux and the
@@ -47,34 +49,59 @@ func (s *secretStore) put(user, file, value string) (config.Secret, error) {
 	if !s.decided {
 		s.decided = true
 		if !s.files && keyringUsable() {
-			err := keyring.Set(keyringService, user, value)
+			undo, err := setKeyring(user, value)
 			if err == nil {
 				s.useKeyring = true
-				s.keys = append(s.keys, user)
+				s.undos = append(s.undos, undo)
 				return s.ref(user, file), nil
 			}
 			s.log.Info("the OS keyring cannot be used: storing secrets in files", "err", err)
 		}
 	}
 	if s.useKeyring {
-		if err := keyring.Set(keyringService, user, value); err != nil {
+		undo, err := setKeyring(user, value)
+		if err != nil {
 			return config.Secret{}, usageErr("store a secret in the OS keyring (service %s, user %s): %v", keyringService, user, err)
 		}
-		s.keys = append(s.keys, user)
+		s.undos = append(s.undos, undo)
 		return s.ref(user, file), nil
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return config.Secret{}, usageErr("create %s: %v", s.dir, err)
 	}
-	p := filepath.Join(s.dir, file)
-	if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
-		return config.Secret{}, usageErr("store a secret: %v", err)
-	}
-	s.paths = append(s.paths, p)
-	if err := os.Chmod(p, 0o600); err != nil { // a file that was there keeps its mode
+	if err := s.writeFile(filepath.Join(s.dir, file), []byte(value+"\n")); err != nil {
 		return config.Secret{}, usageErr("store a secret: %v", err)
 	}
 	return s.ref(user, file), nil
+}
+
+// writeFile writes data to p atomically, mode 0600 from the first byte (a
+// file that was there, and its mode, is replaced, never written through),
+// and remembers how to undo it.
+func (s *secretStore) writeFile(p string, data []byte) error {
+	old, readErr := os.ReadFile(p)
+	if err := statefile.WriteFile(p, data); err != nil {
+		return err
+	}
+	if readErr == nil {
+		s.undos = append(s.undos, func() { _ = statefile.WriteFile(p, old) })
+	} else {
+		s.undos = append(s.undos, func() { _ = os.Remove(p) })
+	}
+	return nil
+}
+
+// setKeyring sets the keyring entry of user and returns how to put back
+// what was there before (or to delete it when nothing was).
+func setKeyring(user, value string) (undo func(), err error) {
+	old, getErr := keyring.Get(keyringService, user)
+	if err := keyring.Set(keyringService, user, value); err != nil {
+		return nil, err
+	}
+	if getErr == nil {
+		return func() { _ = keyring.Set(keyringService, user, old) }, nil
+	}
+	return func() { _ = keyring.Delete(keyringService, user) }, nil
 }
 
 // ref is the reference put would return, without storing anything.
@@ -93,13 +120,12 @@ func (s *secretStore) where() string {
 	return "files of mode 0600 in " + s.dir
 }
 
-// undo removes what put stored.
+// undo takes back what put stored: entries and files that were there
+// before get their old value again (a failed `join --force` leaves the old
+// set-up working), new ones are removed.
 func (s *secretStore) undo() {
-	for _, u := range s.keys {
-		_ = keyring.Delete(keyringService, u)
+	for i := len(s.undos) - 1; i >= 0; i-- {
+		s.undos[i]()
 	}
-	for _, p := range s.paths {
-		_ = os.Remove(p)
-	}
-	s.keys, s.paths = nil, nil
+	s.undos = nil
 }
