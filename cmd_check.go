@@ -49,7 +49,11 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		for _, p := range ce.Problems {
 			fmt.Fprintf(e.stdout, "FAIL config %s: %s\n", ce.Path, p)
 		}
-		return &exitError{exitUsage, fmt.Errorf("%d configuration problem(s) in %s", len(ce.Problems), ce.Path)}
+		n := fmt.Sprintf("%d configuration problems", len(ce.Problems))
+		if len(ce.Problems) == 1 {
+			n = "1 configuration problem"
+		}
+		return &exitError{exitUsage, fmt.Errorf("%s in %s", n, ce.Path)}
 	}
 	roles := []config.Role{config.RoleServer, config.RoleClient}
 	switch r := config.Role(*roleFlag); {

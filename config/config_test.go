@@ -412,6 +412,13 @@ func TestEveryProblemAtOnce(t *testing.T) {
 			},
 		},
 		{
+			name: "several keys on one line (flow style)",
+			yaml: strings.Replace(validYAML, "  imap:\n    host: imap.example.com\n", "  imap: {host: imap.example.com, port: abc, tls: implicit}\n", 1),
+			want: []string{
+				"c.yaml: line 8: mail.imap.port: expected a different kind of value, got the text `abc` where a whole number is needed",
+			},
+		},
+		{
 			name: "a section written as a value",
 			yaml: validYAML + "fetcher: often\nnotify:\n  enabled: maybe\n",
 			want: []string{

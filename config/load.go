@@ -105,9 +105,11 @@ func parse(path string, data []byte, mode fs.FileMode) (*Config, error) {
 	var probs []Problem
 	lines, keyLines := map[int]string{}, map[string]int{}
 	checkKeys(root, reflect.TypeOf(Config{}), "", &probs, lines, keyLines)
+	scalars := map[string]string{}
+	scalarKeys(root, "", scalars)
 	unread := map[string]bool{} // keys whose value could not be read
 	if err := root.Decode(cfg); err != nil {
-		for _, p := range decodeProblems(err, lines) {
+		for _, p := range decodeProblems(err, lines, scalars) {
 			probs = append(probs, p)
 			unread[p.Key] = true
 		}
@@ -260,7 +262,7 @@ func editDistance(a, b string) int {
 
 // decodeProblems turns yaml.v3's type errors ("line 3: cannot unmarshal
 // !!str `abc` into int") into Problems.
-func decodeProblems(err error, lines map[int]string) []Problem {
+func decodeProblems(err error, lines map[int]string, scalars map[string]string) []Problem {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return []Problem{{Msg: err.Error()}}
@@ -275,6 +277,15 @@ func decodeProblems(err error, lines map[int]string) []Problem {
 		if _, scanErr := fmt.Sscanf(e, "line %d:", &line); scanErr == nil {
 			p.Line = line
 			p.Key = lines[line]
+			// Several keys may share a line ({host: h, port: abc}): the
+			// one holding the value the decoder quotes is the one.
+			if _, rest, ok := strings.Cut(e, "`"); ok {
+				if val, _, ok := strings.Cut(rest, "`"); ok {
+					if k, ok := scalars[scalarKey(line, val)]; ok {
+						p.Key = k
+					}
+				}
+			}
 			p.Msg = strings.TrimSpace(e[strings.Index(e, ":")+1:])
 		}
 		p.Msg = friendlyType(p.Msg)
@@ -282,6 +293,28 @@ func decodeProblems(err error, lines map[int]string) []Problem {
 	}
 	return probs
 }
+
+// scalarKeys maps each scalar value of the document under n (keyed by
+// scalarKey) to its dotted key.
+func scalarKeys(n *yaml.Node, prefix string, out map[string]string) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch v.Kind {
+		case yaml.ScalarNode:
+			out[scalarKey(v.Line, v.Value)] = prefix + k.Value
+		case yaml.MappingNode:
+			scalarKeys(v, prefix+k.Value+".", out)
+		}
+	}
+}
+
+func scalarKey(line int, value string) string { return fmt.Sprintf("%d\x00%s", line, value) }
 
 func friendlyType(msg string) string {
 	r := strings.NewReplacer(
