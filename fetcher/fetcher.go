@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,7 +179,7 @@ func (f *Fetcher) judge(m rawMessage, last *codec.Payload, now time.Time) judgem
 	}
 	p, err := f.o.Decode(mt.Text)
 	if err != nil {
-		j.reason = "message does not open: " + err.Error()
+		j.reason = "message does not open: " + strings.TrimPrefix(err.Error(), "open: ")
 		if errors.Is(err, codec.ErrWrongKey) {
 			j.verdict = otherKey
 			j.keyID, _ = codec.MessageKeyID(mt.Text)
