@@ -78,13 +78,9 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	if *store != "auto" && *store != "keyring" && *store != "file" {
 		return usageErr("--secret-store %q: use auto, keyring or file", *store)
 	}
-	path := e.configPath
-	if path == "" {
-		def, err := defaultConfigPath()
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		path = def
+	path, err := e.configFile()
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(path); err == nil && !*force {
 		return usageErr("%s already holds a config; check it with `ipsync check`, or run init again with --force to replace it", path)

@@ -104,13 +104,9 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 
 // join does the work of runJoin up to and including the check.
 func (e *env) join(ctx context.Context, file, passFile string, force, desktop bool) error {
-	path := e.configPath
-	if path == "" {
-		def, err := defaultConfigPath()
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		path = def
+	path, err := e.configFile()
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(path); err == nil && !force {
 		return usageErr("%s already holds a config; this PC is set up already. To replace it, run again with --force (or move the file away)", path)

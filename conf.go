@@ -14,17 +14,26 @@ import (
 
 func defaultConfigPath() (string, error) { return config.DefaultPath() }
 
+// configFile is the config file a verb reads or writes: --config, else the
+// default path.
+func (e *env) configFile() (string, error) {
+	if e.configPath != "" {
+		return e.configPath, nil
+	}
+	path, err := defaultConfigPath()
+	if err != nil {
+		return "", usageErr("%v", err)
+	}
+	return path, nil
+}
+
 // loadConfig loads --config (or the default path) and checks what role
 // needs; role "" checks only what is written. Problems are usage errors
 // (exit 2). Warnings go to log.
 func (e *env) loadConfig(role config.Role, log *slog.Logger) (*config.Config, error) {
-	path := e.configPath
-	if path == "" {
-		def, err := defaultConfigPath()
-		if err != nil {
-			return nil, usageErr("%v", err)
-		}
-		path = def
+	path, err := e.configFile()
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
