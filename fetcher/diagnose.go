@@ -60,7 +60,11 @@ func (f *Fetcher) problemLocked(now time.Time) string {
 		parts = append(parts, fmt.Sprintf("%s from %s, this client is `%s` (check `name` in the config)", messages(n), strings.Join(names, ", "), f.o.Name))
 	}
 	if n := r.Junk.count(); overdue && n > 0 && len(parts) == 0 {
-		parts = append(parts, fmt.Sprintf("%s with the subject %q that are not valid ipsync messages", messages(n), f.o.Subject))
+		verb := "are not valid ipsync messages"
+		if n == 1 {
+			verb = "is not a valid ipsync message"
+		}
+		parts = append(parts, fmt.Sprintf("%s with the subject %q that %s", messages(n), f.o.Subject, verb))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -106,8 +106,9 @@ func TestProblem(t *testing.T) {
 	var names rejections
 	names.OtherName.add(3, 5)
 	names.OtherNames = []string{"office-2"}
-	var junk rejections
+	var junk, oneJunk rejections
 	junk.Junk.add(1, 2)
+	oneJunk.Junk.add(1, 1)
 	tests := []struct {
 		name     string
 		accepted *savedPayload
@@ -124,6 +125,7 @@ func TestProblem(t *testing.T) {
 		{"future newer than shown", recent, rejections{}, []futureMessage{{UID: 9, Seq: 6, IssuedAt: now.Add(11 * time.Minute)}}, "1 message dated 11 min in the future (is this PC's clock right?)"},
 		{"future older than shown", recent, rejections{}, []futureMessage{{UID: 9, Seq: 4, IssuedAt: now.Add(11 * time.Minute)}}, ""},
 		{"junk only, no address", nil, junk, nil, `2 messages with the subject "ipsync office" that are not valid ipsync messages`},
+		{"one junk message", nil, oneJunk, nil, `1 message with the subject "ipsync office" that is not a valid ipsync message`},
 		{"junk beside a reason", nil, rejections{OtherName: names.OtherName, OtherNames: names.OtherNames, Junk: junk.Junk}, nil, "3 messages from `office-2`, this client is `office` (check `name` in the config)"},
 	}
 	for _, tt := range tests {
