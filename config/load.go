@@ -61,7 +61,7 @@ func (e *Error) Error() string {
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w: create it from config.example.yaml, or pass --config FILE", path, errNoConfig)
+		return nil, fmt.Errorf("%s: %w: on a staff PC run `ipsync join FILE` with your invitation; on the server run `ipsync init`; or write it from config.example.yaml, or pass --config FILE", path, errNoConfig)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
