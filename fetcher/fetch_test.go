@@ -416,3 +416,26 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("defaults = subject %q mailbox %q poll %v idle %q max %d", f.o.Subject, f.o.Mailbox, f.o.PollEvery, f.o.Idle, f.o.MaxSize)
 	}
 }
+
+// TestResultJSONWithoutMessage: with no valid message the JSON says what
+// is unknown as null (sequence, issued_at, age_seconds, addresses), never
+// as a zero that looks like data.
+func TestResultJSONWithoutMessage(t *testing.T) {
+	t.Parallel()
+	js, err := Result{Name: testName, Problem: "2 messages signed by another key"}.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sequence", "issued_at", "age_seconds", "ipv4", "ipv6"} {
+		if v, ok := back[k]; !ok || v != nil {
+			t.Errorf("MarshalJSON()[%q] = %v (present %v), want null", k, v, ok)
+		}
+	}
+	if back["problem"] != "2 messages signed by another key" {
+		t.Errorf("MarshalJSON()[problem] = %v", back["problem"])
+	}
+}

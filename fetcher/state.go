@@ -129,13 +129,17 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Name       string  `json:"name"`
 		IPv4       *string `json:"ipv4"`
 		IPv6       *string `json:"ipv6"`
-		Seq        uint64  `json:"sequence"`
+		Seq        *uint64 `json:"sequence"`
 		IssuedAt   *string `json:"issued_at"`
 		AgeSeconds *int64  `json:"age_seconds"`
 		Format     string  `json:"format,omitempty"`
 		Heartbeat  int64   `json:"heartbeat_seconds,omitempty"`
 		Problem    string  `json:"problem,omitempty"`
-	}{Name: r.Name, Seq: r.Seq, Format: string(r.Format), Heartbeat: int64(r.Heartbeat / time.Second), Problem: r.Problem}
+	}{Name: r.Name, Format: string(r.Format), Heartbeat: int64(r.Heartbeat / time.Second), Problem: r.Problem}
+	if r.Seq != 0 { // sequences start at 1: 0 is "no message"
+		seq := r.Seq
+		out.Seq = &seq
+	}
 	if r.IPv4.IsValid() {
 		s := r.IPv4.String()
 		out.IPv4 = &s
