@@ -86,8 +86,23 @@ func runInit(ctx context.Context, e *env, args []string) error {
 		return usageErr("%s already holds a config; check it with `ipsync check`, or run init again with --force to replace it", path)
 	}
 	if *nonInteractive {
-		if passFile == "" {
-			return usageErr("init --non-interactive needs --password-file FILE (the mailbox's app password)")
+		// Every missing flag at once, not one per run.
+		var missing []string
+		for _, m := range []struct {
+			set  bool
+			flag string
+		}{
+			{a.provider != "", "--provider (gmail, google-workspace, outlook, fastmail, icloud, yahoo or other)"},
+			{a.name != "", "--name (the server's name, e.g. office)"},
+			{a.address != "", "--address (the mailbox)"},
+			{passFile != "", "--password-file FILE (the mailbox's app password)"},
+		} {
+			if !m.set {
+				missing = append(missing, m.flag)
+			}
+		}
+		if len(missing) > 0 {
+			return usageErr("init --non-interactive needs %s", strings.Join(missing, ", "))
 		}
 		p, err := os.ReadFile(passFile)
 		if err != nil {

@@ -98,6 +98,7 @@ func TestInitRefuses(t *testing.T) {
 		{"other without hosts", []string{"--provider", "other", "--name", "o", "--address", "a@b.test", "--password-file", pw}, "needs --smtp-host and --imap-host"},
 		{"no password", []string{"--provider", "gmail", "--name", "o", "--address", "a@b.test"}, "needs --password-file"},
 		{"bad name", []string{"--provider", "gmail", "--name", "o f", "--address", "a@b.test", "--password-file", pw}, "name"},
+		{"every missing flag at once", []string{"--provider", "gmail"}, "needs --name (the server's name, e.g. office), --address (the mailbox), --password-file FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
