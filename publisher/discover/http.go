@@ -108,11 +108,7 @@ func (s *httpSource) Lookup(ctx context.Context) (netip.Addr, error) {
 	req.Header.Set("Accept", "text/plain, */*;q=0.1")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		var verr *tls.CertificateVerificationError
-		if errors.As(err, &verr) {
-			return netip.Addr{}, &untrustedError{host: req.URL.Hostname(), err: err}
-		}
-		return netip.Addr{}, fmt.Errorf("request: %w", err)
+		return netip.Addr{}, requestError(req.URL.Hostname(), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -161,6 +157,36 @@ func refusal(resp *http.Response, body []byte) *RefusedError {
 	}
 	return e
 }
+
+// requestError words a failed request for people: what failed, at which
+// host, and the likely cause; the transport's own words stay in Unwrap for
+// logs and errors.As.
+func requestError(host string, err error) error {
+	var (
+		verr   *tls.CertificateVerificationError
+		dnsErr *net.DNSError
+		opErr  *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr):
+		return &untrustedError{host: host, err: err}
+	case errors.As(err, &dnsErr):
+		return &wordedError{msg: "cannot resolve " + host + ": no DNS answer (is this machine offline, or its DNS broken?)", err: err}
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return &wordedError{msg: "cannot connect to " + host + " (" + opErr.Err.Error() + "): is this machine offline, or a firewall in the way?", err: err}
+	}
+	return fmt.Errorf("request: %w", err)
+}
+
+// wordedError is an error with a message for people and the library's
+// error behind it.
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e *wordedError) Error() string { return e.msg }
+func (e *wordedError) Unwrap() error { return e.err }
 
 // untrustedError is an HTTPS source whose certificate did not verify. Its
 // message says what that likely means; the TLS detail stays in Unwrap for

@@ -3,8 +3,10 @@ package discover
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -36,5 +38,31 @@ func TestHTTPSourceUntrustedCertificate(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "x509:") {
 		t.Errorf("Lookup error = %q: the TLS library's wording belongs in logs only", err)
+	}
+}
+
+// TestRequestErrorWording: what a failed HTTPS request says to people, and
+// that the transport's error stays reachable for logs and errors.As.
+func TestRequestErrorWording(t *testing.T) {
+	t.Parallel()
+	dnsErr := &net.DNSError{Err: "no such host", Name: "api.ipify.org", IsNotFound: true}
+	dialErr := &net.OpError{Op: "dial", Net: "tcp4", Err: errors.New("connect: connection refused")}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"no DNS", &url.Error{Op: "Get", URL: "https://api.ipify.org/", Err: dnsErr}, "cannot resolve api.ipify.org: no DNS answer (is this machine offline, or its DNS broken?)"},
+		{"refused", &url.Error{Op: "Get", URL: "https://api.ipify.org/", Err: dialErr}, "cannot connect to api.ipify.org (connect: connection refused): is this machine offline, or a firewall in the way?"},
+		{"other", errors.New("boom"), "request: boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := requestError("api.ipify.org", tt.err)
+			if got.Error() != tt.want || !errors.Is(got, tt.err) {
+				t.Errorf("requestError(%v) = %q (wraps it: %v), want %q", tt.err, got, errors.Is(got, tt.err), tt.want)
+			}
+		})
 	}
 }
