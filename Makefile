@@ -34,7 +34,7 @@ FUZZ_TARGETS := ./codec:FuzzOpen ./codec:FuzzLegacyDecode ./config:FuzzParse ./f
 
 help:
 	@echo "make demo         run the product against a built-in loopback mail server (no account needed)"
-	@echo "make test         fmt-check, vet, staticcheck, vulncheck, go test -race ./..., cross builds, tray in xfce4-panel and under Wine"
+	@echo "make test         fmt-check, vet, staticcheck, vulncheck, go test -race ./..., cross builds, tray in xfce4-panel and under Wine, dist-check"
 	@echo "make vulncheck    govulncheck: fail on any reachable known vulnerability (offline database when vuln.go.dev is unreachable)"
 	@echo "make build        build $(BIN)/ipsync (stripped)"
 	@echo "make lint         fmt-check, vet, staticcheck, tidy-check"
