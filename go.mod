@@ -1,6 +1,6 @@
 module ipsync
 
-go 1.26.10
+go 1.27.3
 
 require (
 	filippo.io/age v1.3.2
