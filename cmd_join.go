@@ -124,7 +124,7 @@ func (e *env) join(ctx context.Context, file, passFile string, force, desktop bo
 	case enrol.PasswordInclude:
 		mailPassword = b.Mail.Password
 	case enrol.PasswordAsk:
-		mailPassword, err = e.askSecret(ctx, desktop, "ipsync: mailbox password", fmt.Sprintf("Password of the mailbox %s", b.Mail.Username),
+		mailPassword, err = e.askSecret(ctx, desktop, "ipsync: mailbox password", "Password of "+b.Mail.Username,
 			"this invitation asks for the mailbox password: run join from a terminal or the desktop, or ask for an invitation made with --mailbox-password include or omit")
 		if err != nil {
 			return err
@@ -223,11 +223,12 @@ func (e *env) openInvitation(ctx context.Context, file string, data []byte, pass
 			}
 			pass = strings.TrimRight(string(p), "\r\n")
 		} else {
-			prompt := "Passphrase of the invitation " + filepath.Base(file)
+			// Short: the Windows dialog shows one line of about 40 characters.
+			prompt := "Passphrase of " + filepath.Base(file)
 			if i > 1 {
-				prompt = "Wrong passphrase; try again. " + prompt
+				prompt = "Wrong passphrase. Try again"
 			}
-			p, err := e.askSecret(ctx, desktop, "ipsync: join", prompt, "pass --passphrase-file FILE")
+			p, err := e.askSecret(ctx, desktop, "ipsync: join "+filepath.Base(file), prompt, "pass --passphrase-file FILE")
 			if err != nil {
 				return enrol.Bundle{}, err
 			}
@@ -268,7 +269,7 @@ func (e *env) askSecret(ctx context.Context, desktop bool, title, prompt, fix st
 		return string(p), nil
 	}
 	if !dialog.Available() {
-		return "", usageErr("no terminal to ask on and no dialog tool (zenity or kdialog): %s", fix)
+		return "", usageErr("no terminal to ask on and no dialog program (install zenity): %s", fix)
 	}
 	p, err := dialog.Password(ctx, title, prompt)
 	if err != nil {

@@ -285,30 +285,3 @@ func TestInvitePassphraseAndRecipient(t *testing.T) {
 		t.Errorf("invite over an existing file = %d %q", code, stderr)
 	}
 }
-
-// TestJoinAsksMailboxPassword: an invitation without the mailbox password
-// (--mailbox-password ask) has join ask for it — here without a terminal,
-// so in the desktop's dialog, played by a zenity stand-in on PATH — and the
-// password typed there is what the client signs in with.
-func TestJoinAsksMailboxPassword(t *testing.T) {
-	et := newEnrolTest(t, false)
-	inv := et.invite(t, "--mailbox-password", "ask")
-	bin := t.TempDir()
-	prompts := filepath.Join(bin, "prompts")
-	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + prompts + "\nprintf 'pw-e2e\\n'\n"
-	if err := os.WriteFile(filepath.Join(bin, "zenity"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	code, out, errOut := runCLI(t, "join", inv, "--passphrase-file", et.passFile)
-	if code != exitOK || !strings.Contains(out, "PASS imap 127.0.0.1") {
-		t.Fatalf("join = %d\n%s%s", code, out, errOut)
-	}
-	asked, _ := os.ReadFile(prompts)
-	if !strings.Contains(string(asked), "--hide-text") || !strings.Contains(string(asked), "Password of the mailbox office@ipsync.test") {
-		t.Errorf("the dialog was called with %q", asked)
-	}
-	if pw, _ := os.ReadFile(filepath.Join(et.cfgDir, "office.password")); string(pw) != "pw-e2e\n" {
-		t.Errorf("stored password = %q", pw)
-	}
-}

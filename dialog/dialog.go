@@ -2,102 +2,91 @@
 // messages, in the system's own dialogs, for programs started without a
 // terminal (a double-clicked file, a tray menu).
 //
-// It drives the dialog tools every desktop already has, so the program
-// stays pure Go: zenity or kdialog on Linux and BSD desktops, osascript on
-// macOS, and PowerShell's Windows Forms dialogs on Windows. Every function
-// blocks until the user answers or ctx ends; they are safe for concurrent
-// use but meant to be called one at a time. Nothing typed into a dialog is
-// ever logged or part of an error.
+// It is a thin layer over github.com/ncruces/zenity, which draws the
+// dialogs with the Win32 API on Windows (pure Go, nothing to install),
+// with osascript on macOS, and on Linux and BSD desktops with the zenity
+// program (or its Qt and MATE twins qarma and matedialog). Every function
+// blocks until the user answers or ctx ends (ending ctx closes the dialog);
+// they are safe for concurrent use but meant to be called one at a time.
+// Nothing typed into a dialog is ever logged or part of an error.
 package dialog
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
+
+	"github.com/ncruces/zenity"
 )
 
 // ErrCanceled is returned when the user closes or cancels the dialog.
 var ErrCanceled = errors.New("dialog: canceled by the user")
 
-// ErrUnavailable is returned when this system has no dialog tool.
-var ErrUnavailable = errors.New("dialog: no dialog tool on this system (install zenity or kdialog)")
+// ErrUnavailable is returned when this system has no dialog tool (only on
+// Linux and BSD desktops: Windows and macOS always have one).
+var ErrUnavailable = errors.New("dialog: no dialog tool on this system (install zenity)")
 
-// Available reports whether a dialog tool is there.
-func Available() bool {
-	_, err := tool()
-	return err == nil
-}
+// Available reports whether dialogs can be shown.
+func Available() bool { return zenity.IsAvailable() }
 
 // Password asks for a secret; the text typed is not shown.
 func Password(ctx context.Context, title, prompt string) (string, error) {
-	return run(ctx, kindPassword, title, prompt, "")
+	if !Available() {
+		return "", ErrUnavailable
+	}
+	s, err := zenity.Entry(prompt, zenity.Title(title), zenity.HideText(), zenity.Context(ctx))
+	return s, wrap(ctx, "ask for a password", err)
 }
 
-// OpenFile asks for an existing file; filter is a glob such as "*.ipsync"
-// ("" for any file). It returns the chosen path.
-func OpenFile(ctx context.Context, title, filter string) (string, error) {
-	return run(ctx, kindFile, title, "", filter)
+// OpenFile asks for an existing file; pattern is a glob such as "*.ipsync"
+// ("" for any file), offered first with "All files" beside it. It returns
+// the chosen path.
+func OpenFile(ctx context.Context, title, pattern string) (string, error) {
+	if !Available() {
+		return "", ErrUnavailable
+	}
+	opts := []zenity.Option{zenity.Title(title), zenity.Context(ctx)}
+	if pattern != "" {
+		opts = append(opts, zenity.FileFilters{
+			{Name: pattern, Patterns: []string{pattern}, CaseFold: true},
+			{Name: "All files", Patterns: []string{"*"}},
+		})
+	}
+	p, err := zenity.SelectFile(opts...)
+	return p, wrap(ctx, "show a file chooser", err)
 }
 
 // Info shows a message with an OK button.
 func Info(ctx context.Context, title, text string) error {
-	_, err := run(ctx, kindInfo, title, text, "")
-	if errors.Is(err, ErrCanceled) {
-		return nil
-	}
-	return err
+	return message(ctx, zenity.Info, title, text)
 }
 
 // Error shows an error message with an OK button.
 func Error(ctx context.Context, title, text string) error {
-	_, err := run(ctx, kindError, title, text, "")
+	return message(ctx, zenity.Error, title, text)
+}
+
+func message(ctx context.Context, show func(string, ...zenity.Option) error, title, text string) error {
+	if !Available() {
+		return ErrUnavailable
+	}
+	err := wrap(ctx, "show a message", show(text, zenity.Title(title), zenity.Context(ctx)))
 	if errors.Is(err, ErrCanceled) {
-		return nil
+		return nil // closing a message is reading it
 	}
 	return err
 }
 
-type kind int
-
-const (
-	kindPassword kind = iota
-	kindFile
-	kindInfo
-	kindError
-)
-
-// run starts the tool with the arguments for k and returns its output
-// without the final newline. A non-zero exit with no output is a cancel.
-func run(ctx context.Context, k kind, title, text, filter string) (string, error) {
-	t, err := tool()
-	if err != nil {
-		return "", err
+// wrap turns zenity's errors into this package's: a cancel is ErrCanceled,
+// an ended ctx its own error, anything else names what failed.
+func wrap(ctx context.Context, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, zenity.ErrCanceled):
+		return ErrCanceled
 	}
-	name, args := t.command(k, title, text, filter)
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		return "", ctx.Err()
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if out.Len() == 0 {
-			return "", ErrCanceled
-		}
-		return "", fmt.Errorf("dialog: %s failed: %s", name, strings.TrimSpace(errb.String()))
-	}
-	if err != nil {
-		return "", fmt.Errorf("dialog: run %s: %w", name, err)
-	}
-	return strings.TrimRight(out.String(), "\r\n"), nil
-}
-
-// toolCmd builds the command line of one dialog.
-type toolCmd interface {
-	command(k kind, title, text, filter string) (string, []string)
+	return fmt.Errorf("dialog: %s: %w", what, err)
 }
