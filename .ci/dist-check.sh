@@ -26,7 +26,12 @@
 #     checks start at login is off by default and on with ADDLOCAL=ALL
 #     (the value the tray's "Start at login" reads), and that `msiexec /x`
 #     removes the program, the shortcut, its registry keys and a login entry
-#     the tray wrote.
+#     the tray wrote;
+#   - the .msi's program joined from the desktop: the command the .ipsync
+#     file type runs, with no console and no passphrase file, so join asks in
+#     its Win32 dialog, answered on a private Xvfb display by xdotool as a
+#     person would (a wrong passphrase first); then the "set up" message, the
+#     tray it starts, and that tray's address.
 # VERSION (the Makefile's `git describe`) is stamped into everything and
 # checked. Installs what it needs as root on a fresh Debian machine. Exits
 # non-zero with a message naming the failed check.
@@ -44,8 +49,10 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 # wixl builds the .msi (Debian splits it from msitools, which has msiinfo);
 # systemd gives systemd-analyze and systemd-sysusers; desktop-file-utils
 # validates the desktop entries, shared-mime-info the MIME type; wine runs
-# the installer.
-install_missing zip unzip wixl msitools systemd desktop-file-utils shared-mime-info binutils wine wine64
+# the installer; Xvfb, xdotool and imagemagick show, answer and photograph
+# the Windows dialogs.
+install_missing zip unzip wixl msitools systemd desktop-file-utils shared-mime-info binutils wine wine64 \
+	xvfb xdotool imagemagick fonts-dejavu-core
 command -v go >/dev/null || die "go is not on PATH"
 # dpkg installs into the throwaway root as root would: files owned by root,
 # /etc/ipsync handed to the ipsync group.
@@ -58,6 +65,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 work=$(mktemp -d /tmp/ipsync-dist-check.XXXXXX)
+# Pictures of the Windows dialogs, kept for a look after the run.
+shots=$root/bin/dist-check
+rm -rf "$shots"
+mkdir -p "$shots"
 export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES='mscoree=;mshtml='
 pids=()
@@ -276,6 +287,8 @@ grep -q '^ALLUSERS' <<<"$props" && die "the .msi sets ALLUSERS: it must install 
 grep -qx "ProductVersion	$win_version" <<<"$props" || die "the .msi's ProductVersion is not $win_version"
 
 t=$SECONDS
+W=1024 H=768
+start_xvfb "$W" "$H"
 wine_prefix
 user_dir=$WINEPREFIX/drive_c/users/$(id -un)
 exe=$user_dir/AppData/Local/Programs/ipsync/ipsync.exe
@@ -304,6 +317,59 @@ uninstalled() {
 	return 0
 }
 
+# desktop_join: a double-click on the invitation, as far as Wine allows.
+# Windows runs the .ipsync type's open command from HKCU\Software\Classes;
+# Wine 8's ShellExecute reads only the machine's classes ("There is no
+# Windows program configured to open this type of file"), so this runs the
+# registered command (checked above) itself: no console, no passphrase
+# file. join then asks in its Win32 dialog; xdotool types as a person would.
+desktop_join() {
+	local title="ipsync: join pc.ipsync" first second info t1 rc=0
+	# window TITLE: the id of the visible top-level window called TITLE.
+	window() { xdotool search --onlyvisible --name "^$1\$" 2>/dev/null | head -n1; }
+	has_window() { [ -n "$(window "$1")" ]; }
+	other_window() { local w; w=$(window "$title") && [ -n "$w" ] && [ "$w" != "$first" ]; }
+	ended() { ! kill -0 "$1" 2>/dev/null; }
+	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-desktop.out" 2>"$work/join-desktop.err" &
+	local join_pid=$!
+	pids+=("$join_pid")
+	wait_for 60 "the passphrase dialog '$title'" has_window "$title"
+	first=$(window "$title")
+	sleep 0.5 # drawn
+	shot "$shots/1-join-passphrase.png"
+	xdotool type --delay 15 'not the passphrase'
+	xdotool key Return
+	# A wrong passphrase asks again, in a new dialog.
+	wait_for 60 "the passphrase dialog again after a wrong passphrase" other_window
+	second=$(window "$title")
+	sleep 0.5
+	shot "$shots/2-join-again.png"
+	xdotool type --delay 15 "$(cat "$work/passphrase")"
+	t1=$(ms)
+	xdotool key Return
+	wait_for 120 "the message that the PC is set up (a window 'ipsync')" has_window ipsync
+	info=$(window ipsync)
+	sleep 0.5
+	shot "$shots/3-join-done.png"
+	xdotool key Return
+	wait_for 30 "join to end after the message was closed" ended "$join_pid"
+	wait "$join_pid" || rc=$?
+	[ "$rc" -eq 0 ] || die "join from the desktop exited $rc: $(tr -d '\r' <"$work/join-desktop.out") $(tr -d '\r' <"$work/join-desktop.err")"
+	grep -q '^joined "office"' <(tr -d '\r' <"$work/join-desktop.out") && grep -q '^started the tray' <(tr -d '\r' <"$work/join-desktop.out") ||
+		die "join from the desktop printed: $(cat "$work/join-desktop.out")"
+	# The tray it started reads the address.
+	local client_log=$user_dir/AppData/Local/ipsync/client.log
+	wait_for 60 "the tray started by join to read $joined_ip ($client_log)" \
+		grep -q "msg=\"server address received\".* name=office ipv4=$joined_ip " "$client_log"
+	local desk_trip=$(($(ms) - t1))
+	[ -f "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join from the desktop wrote no config"
+	log "msi: join from the desktop: Win32 passphrase dialog (windows $first, then $second after a wrong passphrase), message $info, tray showed $joined_ip ${desk_trip} ms after the passphrase was entered"
+	# Stop the tray (and all else in this prefix, all started here) before
+	# the next steps.
+	timeout 20 wineserver -k >/dev/null 2>&1 || true
+	timeout 20 wineserver -w >/dev/null 2>&1 || true
+}
+
 msi_run /i install
 [ -f "$exe" ] || die "msiexec /i installed no $exe"
 got=$(timeout 60 wine "$exe" version 2>"$work/version.log" | tr -d '\r') || true
@@ -328,10 +394,12 @@ want_open="\"$(winepath -w "$exe")\" join \"%1\""
 [ "$(class_value 'ipsync.invitation\shell\open\command')" = "$want_open" ] ||
 	die "the .ipsync file type opens '$(class_value 'ipsync.invitation\shell\open\command')', want '$want_open'"
 [ -f "$(dirname "$exe")/docs/deploy.md" ] || die "the .msi installed no docs\\deploy.md"
-# The installed ipsync.exe joins with the invitation and reads the address;
-# join turns on start at login, which the uninstall below must remove.
+desktop_join
+# The installed ipsync.exe joins with the invitation from a script (a
+# deployment tool) and reads the address; join turns on start at login,
+# which the uninstall below must remove.
 t0=$(ms)
-timeout 120 wine "$exe" join "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
+timeout 120 wine "$exe" join --force "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
 	>"$work/join-msi.log" 2>&1 || die "ipsync.exe join under Wine failed"
 got=$(timeout 120 wine "$exe" fetch --once 2>"$work/fetch-msi.log" | tr -d '\r') ||
 	die "ipsync.exe fetch --once after join failed: $got"
