@@ -325,9 +325,6 @@ uninstalled() {
 # file. join then asks in its Win32 dialog; xdotool types as a person would.
 desktop_join() {
 	local title="ipsync: join pc.ipsync" first second info t1 rc=0
-	# window TITLE: the id of the visible top-level window called TITLE.
-	window() { xdotool search --onlyvisible --name "^$1\$" 2>/dev/null | head -n1; }
-	has_window() { [ -n "$(window "$1")" ]; }
 	other_window() { local w; w=$(window "$title") && [ -n "$w" ] && [ "$w" != "$first" ]; }
 	ended() { ! kill -0 "$1" 2>/dev/null; }
 	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-desktop.out" 2>"$work/join-desktop.err" &
@@ -337,6 +334,7 @@ desktop_join() {
 	first=$(window "$title")
 	sleep 0.5 # drawn
 	shot "$shots/1-join-passphrase.png"
+	click_in "$title" 130 42 # the passphrase field
 	xdotool type --delay 15 'not the passphrase'
 	xdotool key Return
 	# A wrong passphrase asks again, in a new dialog.
@@ -344,6 +342,7 @@ desktop_join() {
 	second=$(window "$title")
 	sleep 0.5
 	shot "$shots/2-join-again.png"
+	click_in "$title" 130 42
 	xdotool type --delay 15 "$(cat "$work/passphrase")"
 	t1=$(ms)
 	xdotool key Return
@@ -351,6 +350,7 @@ desktop_join() {
 	info=$(window ipsync)
 	sleep 0.5
 	shot "$shots/3-join-done.png"
+	click_in ipsync 20 20
 	xdotool key Return
 	wait_for 30 "join to end after the message was closed" ended "$join_pid"
 	wait "$join_pid" || rc=$?

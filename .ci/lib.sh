@@ -64,6 +64,24 @@ start_xvfb() {
 	log "Xvfb on $DISPLAY"
 }
 
+# window TITLE: the id of a visible top-level window called exactly TITLE
+# (xdotool matches a regular expression: TITLE's special characters are
+# escaped), or nothing. has_window TITLE: whether there is one.
+window() {
+	local re
+	re=$(printf '%s' "$1" | sed 's/[][\.*^$()+?{}|]/\\&/g')
+	xdotool search --onlyvisible --name "^$re\$" 2>/dev/null | head -n1
+}
+has_window() { [ -n "$(window "$1")" ]; }
+
+# click_in TITLE DX DY: a click at DX,DY from the top left of the window
+# called TITLE (without a window manager, the way to give a field focus).
+click_in() {
+	local X Y WIDTH HEIGHT SCREEN WINDOW
+	eval "$(xdotool getwindowgeometry --shell "$(window "$1")")"
+	xdotool mousemove $((X + $2)) $((Y + $3)) click 1
+}
+
 # shot FILE: a screenshot of the whole display.
 shot() { import -silent -window root "$1"; }
 

@@ -257,6 +257,7 @@ func (c *controller) click(id itemID) {
 			a.OpenGuide()
 		}
 	case itemQuit:
+		log.Info("quit from the menu")
 		if a.Quit != nil {
 			a.Quit()
 		}
