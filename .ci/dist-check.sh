@@ -171,6 +171,7 @@ deb=$out/${p}_linux_amd64.deb
 [ "$(dpkg-deb -f "$deb" Package)" = ipsync ] || die "the .deb's Package is not ipsync"
 [ "$(dpkg-deb -f "$deb" Version)" = "$deb_version" ] || die "the .deb's Version is $(dpkg-deb -f "$deb" Version), want $deb_version"
 [ "$(dpkg-deb -f "$deb" Architecture)" = amd64 ] || die "the .deb's Architecture is not amd64"
+[ "$(dpkg-deb -f "$deb" Suggests)" = zenity ] || die "the .deb's Suggests is '$(dpkg-deb -f "$deb" Suggests)', want zenity (the desktop's dialogs)"
 listing=$(dpkg-deb -c "$deb")
 got=$(awk '$1 !~ /^d/ { print $1, $6 }' <<<"$listing" | sort)
 want=$(sort <<'EOF'
