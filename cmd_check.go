@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -90,18 +91,12 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	failed, configFailed := 0, !configOK
 	for _, l := range lines {
+		l.print(e.stdout)
 		if l.err != nil {
 			failed++
 			if exitCode(l.err) == exitUsage {
 				configFailed = true
 			}
-			fmt.Fprintf(e.stdout, "FAIL %s: %v\n", l.item, l.err)
-			continue
-		}
-		if l.note != "" {
-			fmt.Fprintf(e.stdout, "PASS %s: %s\n", l.item, l.note)
-		} else {
-			fmt.Fprintf(e.stdout, "PASS %s\n", l.item)
 		}
 	}
 	switch {
@@ -122,6 +117,34 @@ var errCheckTimeout = fmt.Errorf("no answer within %s: %w", checkTimeout, mailco
 
 // checkRole resolves the role's secrets and tries its connections, each
 // within checkTimeout.
+// print writes l as check shows it: "PASS item[: note]" or "FAIL item: error".
+func (l checkLine) print(w io.Writer) {
+	switch {
+	case l.err != nil:
+		fmt.Fprintf(w, "FAIL %s: %v\n", l.item, l.err)
+	case l.note != "":
+		fmt.Fprintf(w, "PASS %s: %s\n", l.item, l.note)
+	default:
+		fmt.Fprintf(w, "PASS %s\n", l.item)
+	}
+}
+
+// checkWritten loads the config init or join just wrote, checks role
+// against it, prints each line and says how many failed.
+func checkWritten(ctx context.Context, w io.Writer, path string, role config.Role, log *slog.Logger) (failed int, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return 0, withCode(exitUsage, err)
+	}
+	for _, l := range checkRole(ctx, cfg, role, log) {
+		l.print(w)
+		if l.err != nil {
+			failed++
+		}
+	}
+	return failed, nil
+}
+
 func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log *slog.Logger) []checkLine {
 	sec, err := resolveSecrets(cfg, role, log)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,19 +45,65 @@ type initAnswers struct {
 	sources                                     []string
 }
 
+// initFlags are init's flags that are not answers.
+type initFlags struct {
+	nonInteractive, force, noCheck bool
+	store, passFile                string
+}
+
 func runInit(ctx context.Context, e *env, args []string) error {
+	a, f, err := parseInit(e, args)
+	if err != nil {
+		return err
+	}
+	path, err := e.configFile()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err == nil && !f.force {
+		return usageErr("%s already holds a config; check it with `ipsync check`, or run init again with --force to replace it", path)
+	}
+	if f.nonInteractive {
+		err = a.fromFlags(f.passFile)
+	} else {
+		err = a.fromTerminal(e, path)
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.complete(); err != nil {
+		return err
+	}
+	if f.store == "keyring" && !keyringUsable() {
+		return usageErr("--secret-store keyring: there is no OS keyring here (no session bus); use --secret-store file")
+	}
+	log := e.logger(false)
+	if err := writeInitConfig(e, a, f, path, log); err != nil {
+		return err
+	}
+	var checkErr error
+	if !f.noCheck {
+		checkErr = initCheck(ctx, e, path, log)
+	}
+	printInitNext(e)
+	return checkErr
+}
+
+// parseInit reads init's command line: the answers given as flags and
+// init's own flags.
+func parseInit(e *env, args []string) (*initAnswers, initFlags, error) {
 	fs := e.newFlags("init", initSynopsis, flagConfig)
-	nonInteractive := fs.Bool("non-interactive", false, "take every answer from flags; never ask")
-	force := fs.Bool("force", false, "replace an existing config")
-	noCheck := fs.Bool("no-check", false, "do not try the connections at the end")
-	store := fs.String("secret-store", "auto", "where to keep the password and key: `STORE` auto (keyring when there is one), keyring or file")
-	var a initAnswers
-	var passFile string
+	var f initFlags
+	fs.BoolVar(&f.nonInteractive, "non-interactive", false, "take every answer from flags; never ask")
+	fs.BoolVar(&f.force, "force", false, "replace an existing config")
+	fs.BoolVar(&f.noCheck, "no-check", false, "do not try the connections at the end")
+	fs.StringVar(&f.store, "secret-store", "auto", "where to keep the password and key: `STORE` auto (keyring when there is one), keyring or file")
+	a := &initAnswers{}
 	fs.StringVar(&a.provider, "provider", "", "mail `PROVIDER`: gmail, google-workspace, outlook, fastmail, icloud, yahoo or other")
 	fs.StringVar(&a.name, "name", "", "the server's `NAME`, e.g. office (letters, digits, '.', '-', '_')")
 	fs.StringVar(&a.address, "address", "", "the mailbox `ADDRESS` the server mails to and from")
 	fs.StringVar(&a.username, "username", "", "login `NAME` (default: --address)")
-	fs.StringVar(&passFile, "password-file", "", "read the mailbox (app) password from `FILE`")
+	fs.StringVar(&f.passFile, "password-file", "", "read the mailbox (app) password from `FILE`")
 	fs.StringVar(&a.smtp.Host, "smtp-host", "", "SMTP `HOST` (default: the provider's)")
 	fs.IntVar(&a.smtp.Port, "smtp-port", 0, "SMTP `PORT` (default: the provider's, or the usual one for --smtp-tls)")
 	fs.StringVar(&a.smtp.TLS, "smtp-tls", "", "SMTP `TLS`: implicit, starttls or none")
@@ -70,70 +117,64 @@ func runInit(ctx context.Context, e *env, args []string) error {
 		return nil
 	})
 	if err := e.parse(fs, args); err != nil {
-		return err
+		return nil, f, err
 	}
 	if fs.NArg() > 0 {
-		return usageErr("init takes no arguments, got %q", fs.Args())
+		return nil, f, usageErr("init takes no arguments, got %q", fs.Args())
 	}
-	if *store != "auto" && *store != "keyring" && *store != "file" {
-		return usageErr("--secret-store %q: use auto, keyring or file", *store)
+	if f.store != "auto" && f.store != "keyring" && f.store != "file" {
+		return nil, f, usageErr("--secret-store %q: use auto, keyring or file", f.store)
 	}
-	path, err := e.configFile()
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err == nil && !*force {
-		return usageErr("%s already holds a config; check it with `ipsync check`, or run init again with --force to replace it", path)
-	}
-	if *nonInteractive {
-		// Every missing flag at once, not one per run.
-		var missing []string
-		for _, m := range []struct {
-			set  bool
-			flag string
-		}{
-			{a.provider != "", "--provider (gmail, google-workspace, outlook, fastmail, icloud, yahoo or other)"},
-			{a.name != "", "--name (the server's name, e.g. office)"},
-			{a.address != "", "--address (the mailbox)"},
-			{passFile != "", "--password-file FILE (the mailbox's app password)"},
-		} {
-			if !m.set {
-				missing = append(missing, m.flag)
-			}
-		}
-		if len(missing) > 0 {
-			return usageErr("init --non-interactive needs %s", strings.Join(missing, ", "))
-		}
-		p, err := os.ReadFile(passFile)
-		if err != nil {
-			return usageErr("--password-file: %v", err)
-		}
-		a.password = strings.TrimSpace(string(p))
-		if a.password == "" {
-			return usageErr("--password-file %s is empty", passFile)
-		}
-	} else {
-		if !term.IsTerminal(int(os.Stdin.Fd())) {
-			return usageErr("init asks its questions on a terminal; for scripts use `ipsync init --non-interactive` with flags (see --help)")
-		}
-		q := &terminalAsker{in: bufio.NewReader(os.Stdin), out: e.stderr}
-		if err := askInit(q, &a, path); err != nil {
-			return err
-		}
-	}
-	if err := a.complete(); err != nil {
-		return err
-	}
-	if *store == "keyring" && !keyringUsable() {
-		return usageErr("--secret-store keyring: there is no OS keyring here (no session bus); use --secret-store file")
-	}
+	return a, f, nil
+}
 
+// fromFlags checks that --non-interactive was given every answer it needs
+// (naming all that are missing at once) and reads the password file.
+func (a *initAnswers) fromFlags(passFile string) error {
+	var missing []string
+	for _, m := range []struct {
+		set  bool
+		flag string
+	}{
+		{a.provider != "", "--provider (gmail, google-workspace, outlook, fastmail, icloud, yahoo or other)"},
+		{a.name != "", "--name (the server's name, e.g. office)"},
+		{a.address != "", "--address (the mailbox)"},
+		{passFile != "", "--password-file FILE (the mailbox's app password)"},
+	} {
+		if !m.set {
+			missing = append(missing, m.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErr("init --non-interactive needs %s", strings.Join(missing, ", "))
+	}
+	p, err := os.ReadFile(passFile)
+	if err != nil {
+		return usageErr("--password-file: %v", err)
+	}
+	a.password = strings.TrimSpace(string(p))
+	if a.password == "" {
+		return usageErr("--password-file %s is empty", passFile)
+	}
+	return nil
+}
+
+// fromTerminal asks the questions flags did not answer.
+func (a *initAnswers) fromTerminal(e *env, path string) error {
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return usageErr("init asks its questions on a terminal; for scripts use `ipsync init --non-interactive` with flags (see --help)")
+	}
+	return askInit(&terminalAsker{in: bufio.NewReader(os.Stdin), out: e.stderr}, a, path)
+}
+
+// writeInitConfig makes the server key, stores it and the password, and
+// writes the config at path; on any failure it takes the secrets back.
+func writeInitConfig(e *env, a *initAnswers, f initFlags, path string, log *slog.Logger) error {
 	sk, err := codec.GenerateServerKey(nil)
 	if err != nil {
 		return fmt.Errorf("generate the server key: %w", err)
 	}
-	log := e.logger(false)
-	st := &secretStore{dir: filepath.Dir(path), files: *store == "file", log: log}
+	st := &secretStore{dir: filepath.Dir(path), files: f.store == "file", log: log}
 	keyRef, err := st.put(a.name+" server key", "server.key", sk.Text())
 	if err != nil {
 		return err
@@ -143,10 +184,33 @@ func runInit(ctx context.Context, e *env, args []string) error {
 		st.undo()
 		return err
 	}
-	if *store == "keyring" && !st.useKeyring {
+	if f.store == "keyring" && !st.useKeyring {
 		st.undo()
 		return usageErr("--secret-store keyring: the OS keyring refused the secrets (see the log with --verbose); use --secret-store file")
 	}
+	data, err := a.serverConfig(keyRef, pwRef).Marshal(fmt.Sprintf("ipsync server config, written by `ipsync init` on %s (%s).\nEvery key and its default: config.example.yaml. Check it with `ipsync check`.", time.Now().Format("2006-01-02"), a.provider))
+	if err == nil {
+		_, err = config.Parse(path, data)
+		if err != nil {
+			err = usageErr("the answers do not make a valid config:\n%v", err)
+		}
+	}
+	if err == nil {
+		err = config.WriteFile(path, data, f.force)
+	}
+	if err != nil {
+		st.undo()
+		return withCode(exitUsage, err)
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (server key id %s; password and key in %s)\n", path, sk.ID(), st.where())
+	if p, ok := config.PresetByKey(a.provider); ok && p.Note != "" {
+		fmt.Fprintf(e.stdout, "note on %s: %s\n", p.Name, p.Note)
+	}
+	return nil
+}
+
+// serverConfig is the config the answers make, with the secrets' references.
+func (a *initAnswers) serverConfig(keyRef, pwRef config.Secret) *config.Config {
 	cfg := &config.Config{
 		Role:     config.RoleServer,
 		Name:     a.name,
@@ -160,42 +224,27 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	if a.username != a.address {
 		cfg.Mail.Username = a.username
 	}
-	if len(a.sources) > 0 && len(a.sources) < 2 {
+	if len(a.sources) == 1 {
 		cfg.Publisher.Agree = 1
 	}
-	data, err := cfg.Marshal(fmt.Sprintf("ipsync server config, written by `ipsync init` on %s (%s).\nEvery key and its default: config.example.yaml. Check it with `ipsync check`.", time.Now().Format("2006-01-02"), a.provider))
-	if err == nil {
-		_, err = config.Parse(path, data)
-		if err != nil {
-			err = usageErr("the answers do not make a valid config:\n%v", err)
-		}
-	}
-	if err == nil {
-		err = config.WriteFile(path, data, *force)
-	}
+	return cfg
+}
+
+// initCheck runs the server's check on the written config, printing a
+// line per item; it fails (exit 3) when one does.
+func initCheck(ctx context.Context, e *env, path string, log *slog.Logger) error {
+	failed, err := checkWritten(ctx, e.stdout, path, config.RoleServer, log)
 	if err != nil {
-		st.undo()
-		return withCode(exitUsage, err)
+		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s (server key id %s; password and key in %s)\n", path, sk.ID(), st.where())
-	if p, ok := config.PresetByKey(a.provider); ok && p.Note != "" {
-		fmt.Fprintf(e.stdout, "note on %s: %s\n", p.Name, p.Note)
+	if failed > 0 {
+		return withCode(exitNetwork, errors.New("the server is set up, but the check failed (see above); fix it and run `ipsync check`"))
 	}
-	checkErr := error(nil)
-	if !*noCheck {
-		loaded, err := config.Load(path)
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		for _, l := range checkRole(ctx, loaded, config.RoleServer, log) {
-			if l.err != nil {
-				checkErr = withCode(exitNetwork, errors.New("the server is set up, but the check failed (see above); fix it and run `ipsync check`"))
-				fmt.Fprintf(e.stdout, "FAIL %s: %v\n", l.item, l.err)
-			} else {
-				fmt.Fprintf(e.stdout, "PASS %s: %s\n", l.item, l.note)
-			}
-		}
-	}
+	return nil
+}
+
+// printInitNext says what to do after init.
+func printInitNext(e *env) {
 	cfgFlag := ""
 	if e.configPath != "" {
 		cfgFlag = " --config " + e.configPath
@@ -206,7 +255,6 @@ Next:
   enrol each staff PC:     ipsync invite%s --out office-pc1.ipsync
                            then on the PC: ipsync join office-pc1.ipsync (or double-click it)
 `, cfgFlag, cfgFlag)
-	return checkErr
 }
 
 // complete fills the provider's servers and checks the answers.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,114 +37,148 @@ ADDRESS: one mailbox per PC. Its password is then asked on the PC unless
 // default. Tests lower it.
 var inviteWorkFactor = 0
 
+// inviteFlags are invite's command line, checked.
+type inviteFlags struct {
+	out, name, passFile, mode, addRecipient string
+	force                                   bool
+}
+
 func runInvite(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("invite", inviteSynopsis, flagConfig)
-	out := fs.String("out", "", "write the invitation to `FILE`, e.g. office-pc3.ipsync (required)")
-	name := fs.String("name", "", "the server `NAME` the invitation is for; must match the config's name: (a check)")
-	passFile := fs.String("passphrase-file", "", "encrypt with the passphrase in `FILE` instead of a new one")
-	pwMode := fs.String("mailbox-password", "", "`MODE` include, ask or omit (default include; ask with --add-recipient)")
-	addRecipient := fs.String("add-recipient", "", "add `ADDRESS` to publisher.to and make the invitation read that mailbox")
-	force := fs.Bool("force", false, "replace an existing --out file")
-	if err := e.parse(fs, args); err != nil {
+	f, err := parseInvite(e, args)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("invite takes no arguments, got %q", fs.Args())
-	}
-	if *out == "" {
-		return usageErr("invite needs --out FILE, e.g. --out office-pc3.ipsync")
-	}
-	mode := *pwMode
-	switch {
-	case mode == "" && *addRecipient != "":
-		mode = enrol.PasswordAsk
-	case mode == "":
-		mode = enrol.PasswordInclude
-	case mode != enrol.PasswordInclude && mode != enrol.PasswordAsk && mode != enrol.PasswordOmit:
-		return usageErr("--mailbox-password %q: use include, ask or omit", mode)
-	case mode == enrol.PasswordInclude && *addRecipient != "":
-		return usageErr("--mailbox-password include with --add-recipient would send the server's own mailbox password to %s's PC; use ask or omit", *addRecipient)
-	}
-	if a := *addRecipient; a != "" && (!strings.Contains(a, "@") || strings.ContainsAny(a, " \t<>,")) {
-		return usageErr("--add-recipient %q is not a mail address", a)
 	}
 	log := e.logger(false)
 	cfg, err := e.loadConfig(config.RoleServer, log)
 	if err != nil {
 		return err
 	}
-	if *name != "" && *name != cfg.Name {
-		return usageErr("--name %q: the config %s is for %q; clients accept only messages naming that server", *name, cfg.Path, cfg.Name)
+	if f.name != "" && f.name != cfg.Name {
+		return usageErr("--name %q: the config %s is for %q; clients accept only messages naming that server", f.name, cfg.Path, cfg.Name)
 	}
 	if cfg.Codec.Format != string(codec.FormatSealed) {
 		return usageErr("%s: codec.format is %s: invitations carry a client key of the sealed format; switch the server to format: sealed first (docs/deploy.md)", cfg.Path, cfg.Codec.Format)
 	}
-	sec, err := resolveSecrets(cfg, config.RoleServer, log)
+	pass, printPass, err := invitePassphrase(f.passFile)
 	if err != nil {
 		return err
 	}
-	var ca []byte
-	if f := cfg.CAFile(); f != "" {
-		if ca, err = os.ReadFile(f); err != nil {
-			return usageErr("%s: mail.ca_file: %v", cfg.Path, err)
+	if !f.force {
+		if _, err := os.Stat(f.out); err == nil {
+			return usageErr("--out %s: the file exists; choose another name or add --force", f.out)
 		}
 	}
-	pass := enrol.NewPassphrase()
-	printPass := true
-	if *passFile != "" {
-		p, err := os.ReadFile(*passFile)
-		if err != nil {
-			return usageErr("--passphrase-file: %v", err)
-		}
-		pass, printPass = strings.TrimRight(string(p), "\r\n"), false
-		if len(pass) < 10 {
-			return usageErr("--passphrase-file %s: the passphrase is shorter than 10 characters; use a longer one, or leave the flag out for a generated one", *passFile)
-		}
-	}
-	if !*force {
-		if _, err := os.Stat(*out); err == nil {
-			return usageErr("--out %s: the file exists; choose another name or add --force", *out)
-		}
-	}
-	b := enrol.FromConfig(cfg, sec.server, ca)
-	b.Mail.PasswordMode = mode
-	if *addRecipient != "" {
-		b.Mail.Address, b.Mail.Username = *addRecipient, *addRecipient
-	}
-	if mode == enrol.PasswordInclude {
-		if cfg.IsOAuth2() {
-			return usageErr("--mailbox-password include: %s signs in with OAuth2 (mail.auth: oauth2), which has no password to pass on; use --mailbox-password omit and sign the PC in with `ipsync login`", cfg.Path)
-		}
-		if b.Mail.Password, err = cfg.Resolve("mail.password", cfg.Mail.Password); err != nil {
-			return usageErr("%s: %v", cfg.Path, err)
-		}
+	b, err := inviteBundle(cfg, f, log)
+	if err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := enrol.Seal(&buf, b, pass, &enrol.Options{WorkFactor: inviteWorkFactor}); err != nil {
 		return fmt.Errorf("make the invitation: %w", err)
 	}
-	if *addRecipient != "" {
-		changed, err := config.AddRecipient(cfg.Path, *addRecipient)
+	if f.addRecipient != "" {
+		changed, err := config.AddRecipient(cfg.Path, f.addRecipient)
 		if err != nil {
 			return usageErr("--add-recipient: %v", err)
 		}
 		if changed {
-			fmt.Fprintf(e.stdout, "added %s to publisher.to in %s; restart the server (e.g. systemctl restart ipsync) so that it mails there too\n", *addRecipient, cfg.Path)
+			fmt.Fprintf(e.stdout, "added %s to publisher.to in %s; restart the server (e.g. systemctl restart ipsync) so that it mails there too\n", f.addRecipient, cfg.Path)
 		} else {
-			fmt.Fprintf(e.stdout, "%s is already in publisher.to in %s\n", *addRecipient, cfg.Path)
+			fmt.Fprintf(e.stdout, "%s is already in publisher.to in %s\n", f.addRecipient, cfg.Path)
 		}
 	}
-	if err := writeInvitation(*out, buf.Bytes(), *force); err != nil {
+	if err := writeInvitation(f.out, buf.Bytes(), f.force); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s: an invitation to %q (mailbox %s, password %s)\n", *out, cfg.Name, b.Mail.Address, map[string]string{
-		enrol.PasswordInclude: "included", enrol.PasswordAsk: "asked on the PC", enrol.PasswordOmit: "not included"}[mode])
+	fmt.Fprintf(e.stdout, "wrote %s: an invitation to %q (mailbox %s, password %s)\n", f.out, cfg.Name, b.Mail.Address, map[string]string{
+		enrol.PasswordInclude: "included", enrol.PasswordAsk: "asked on the PC", enrol.PasswordOmit: "not included"}[f.mode])
 	if printPass {
 		fmt.Fprintf(e.stdout, "passphrase: %s\n", pass)
-		fmt.Fprintln(e.stdout, "Give the file and the passphrase by different ways; on the PC run `ipsync join "+filepath.Base(*out)+"` or double-click the file.")
+		fmt.Fprintln(e.stdout, "Give the file and the passphrase by different ways; on the PC run `ipsync join "+filepath.Base(f.out)+"` or double-click the file.")
 	}
-	log.Debug("invitation written", "path", *out)
+	log.Debug("invitation written", "path", f.out)
 	return nil
+}
+
+// parseInvite reads and checks invite's command line.
+func parseInvite(e *env, args []string) (inviteFlags, error) {
+	var f inviteFlags
+	fs := e.newFlags("invite", inviteSynopsis, flagConfig)
+	fs.StringVar(&f.out, "out", "", "write the invitation to `FILE`, e.g. office-pc3.ipsync (required)")
+	fs.StringVar(&f.name, "name", "", "the server `NAME` the invitation is for; must match the config's name: (a check)")
+	fs.StringVar(&f.passFile, "passphrase-file", "", "encrypt with the passphrase in `FILE` instead of a new one")
+	fs.StringVar(&f.mode, "mailbox-password", "", "`MODE` include, ask or omit (default include; ask with --add-recipient)")
+	fs.StringVar(&f.addRecipient, "add-recipient", "", "add `ADDRESS` to publisher.to and make the invitation read that mailbox")
+	fs.BoolVar(&f.force, "force", false, "replace an existing --out file")
+	if err := e.parse(fs, args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, usageErr("invite takes no arguments, got %q", fs.Args())
+	}
+	if f.out == "" {
+		return f, usageErr("invite needs --out FILE, e.g. --out office-pc3.ipsync")
+	}
+	switch {
+	case f.mode == "" && f.addRecipient != "":
+		f.mode = enrol.PasswordAsk
+	case f.mode == "":
+		f.mode = enrol.PasswordInclude
+	case f.mode != enrol.PasswordInclude && f.mode != enrol.PasswordAsk && f.mode != enrol.PasswordOmit:
+		return f, usageErr("--mailbox-password %q: use include, ask or omit", f.mode)
+	case f.mode == enrol.PasswordInclude && f.addRecipient != "":
+		return f, usageErr("--mailbox-password include with --add-recipient would send the server's own mailbox password to %s's PC; use ask or omit", f.addRecipient)
+	}
+	if a := f.addRecipient; a != "" && (!strings.Contains(a, "@") || strings.ContainsAny(a, " \t<>,")) {
+		return f, usageErr("--add-recipient %q is not a mail address", a)
+	}
+	return f, nil
+}
+
+// invitePassphrase is the passphrase from passFile, or a new one to print.
+func invitePassphrase(passFile string) (pass string, generated bool, err error) {
+	if passFile == "" {
+		return enrol.NewPassphrase(), true, nil
+	}
+	p, err := os.ReadFile(passFile)
+	if err != nil {
+		return "", false, usageErr("--passphrase-file: %v", err)
+	}
+	pass = strings.TrimRight(string(p), "\r\n")
+	if len(pass) < 10 {
+		return "", false, usageErr("--passphrase-file %s: the passphrase is shorter than 10 characters; use a longer one, or leave the flag out for a generated one", passFile)
+	}
+	return pass, false, nil
+}
+
+// inviteBundle is what the invitation carries: the client's share of the
+// server config, its CA file's contents, and the mailbox password when
+// f.mode says include.
+func inviteBundle(cfg *config.Config, f inviteFlags, log *slog.Logger) (enrol.Bundle, error) {
+	sec, err := resolveSecrets(cfg, config.RoleServer, log)
+	if err != nil {
+		return enrol.Bundle{}, err
+	}
+	var ca []byte
+	if file := cfg.CAFile(); file != "" {
+		if ca, err = os.ReadFile(file); err != nil {
+			return enrol.Bundle{}, usageErr("%s: mail.ca_file: %v", cfg.Path, err)
+		}
+	}
+	b := enrol.FromConfig(cfg, sec.server, ca)
+	b.Mail.PasswordMode = f.mode
+	if f.addRecipient != "" {
+		b.Mail.Address, b.Mail.Username = f.addRecipient, f.addRecipient
+	}
+	if f.mode == enrol.PasswordInclude {
+		if cfg.IsOAuth2() {
+			return b, usageErr("--mailbox-password include: %s signs in with OAuth2 (mail.auth: oauth2), which has no password to pass on; use --mailbox-password omit and sign the PC in with `ipsync login`", cfg.Path)
+		}
+		if b.Mail.Password, err = cfg.Resolve("mail.password", cfg.Mail.Password); err != nil {
+			return b, usageErr("%s: %v", cfg.Path, err)
+		}
+	}
+	return b, nil
 }
 
 // writeInvitation writes data to path with mode 0600.

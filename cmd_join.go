@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,21 +120,55 @@ func (e *env) join(ctx context.Context, file, passFile string, force, desktop bo
 	if err != nil {
 		return err
 	}
-	var mailPassword string
-	switch b.Mail.PasswordMode {
-	case enrol.PasswordInclude:
-		mailPassword = b.Mail.Password
-	case enrol.PasswordAsk:
-		mailPassword, err = e.askSecret(ctx, desktop, "ipsync: mailbox password", "Password of "+b.Mail.Username,
-			"this invitation asks for the mailbox password: run join from a terminal or the desktop, or ask for an invitation made with --mailbox-password include or omit")
-		if err != nil {
-			return err
-		}
-		if mailPassword == "" {
-			return usageErr("no mailbox password given: nothing was written")
-		}
+	mailPassword, err := e.mailboxPassword(ctx, b, desktop)
+	if err != nil {
+		return err
 	}
 	log := e.logger(false)
+	if err := e.writeJoined(b, file, path, mailPassword, force, log); err != nil {
+		return err
+	}
+	if err := enableAutostart(path, e.configPath != ""); err != nil {
+		fmt.Fprintf(e.stdout, "start at login could not be turned on (%v); turn it on from the tray menu\n", err)
+	} else {
+		fmt.Fprintln(e.stdout, "start at login: on")
+	}
+	failed, err := checkWritten(ctx, e.stdout, path, config.RoleClient, log)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return withCode(exitNetwork, fmt.Errorf("this PC is set up, but the mailbox check failed (see above); fix it and run `ipsync check`"))
+	}
+	fmt.Fprintf(e.stdout, "joined %q: this PC now reads the server's address from %s\n", b.Name, b.Mail.Address)
+	return nil
+}
+
+// mailboxPassword is the mailbox password the invitation carries or, when
+// it was made with --mailbox-password ask, the one the user types; "" when
+// it was made with omit.
+func (e *env) mailboxPassword(ctx context.Context, b enrol.Bundle, desktop bool) (string, error) {
+	switch b.Mail.PasswordMode {
+	case enrol.PasswordInclude:
+		return b.Mail.Password, nil
+	case enrol.PasswordAsk:
+		p, err := e.askSecret(ctx, desktop, "ipsync: mailbox password", "Password of "+b.Mail.Username,
+			"this invitation asks for the mailbox password: run join from a terminal or the desktop, or ask for an invitation made with --mailbox-password include or omit")
+		if err != nil {
+			return "", err
+		}
+		if p == "" {
+			return "", usageErr("no mailbox password given: nothing was written")
+		}
+		return p, nil
+	}
+	return "", nil
+}
+
+// writeJoined stores the invitation's secrets (keyring or 0600 files) and
+// CA certificate and writes the client config at path; on any failure it
+// takes the secrets back, so nothing is left.
+func (e *env) writeJoined(b enrol.Bundle, file, path, mailPassword string, force bool, log *slog.Logger) error {
 	st := &secretStore{dir: filepath.Dir(path), log: log}
 	key, err := st.put(b.Name+" client key", b.Name+".client.key", b.ClientKey)
 	if err != nil {
@@ -180,30 +215,6 @@ func (e *env) join(ctx context.Context, file, passFile string, force, desktop bo
 	if b.Mail.PasswordMode == enrol.PasswordOmit {
 		fmt.Fprintf(e.stdout, "the invitation carries no mailbox password: store it as %s before the client can sign in\n", password)
 	}
-
-	if err := enableAutostart(path, e.configPath != ""); err != nil {
-		fmt.Fprintf(e.stdout, "start at login could not be turned on (%v); turn it on from the tray menu\n", err)
-	} else {
-		fmt.Fprintln(e.stdout, "start at login: on")
-	}
-
-	loaded, err := config.Load(path)
-	if err != nil {
-		return withCode(exitUsage, err)
-	}
-	failed := 0
-	for _, l := range checkRole(ctx, loaded, config.RoleClient, log) {
-		if l.err != nil {
-			failed++
-			fmt.Fprintf(e.stdout, "FAIL %s: %v\n", l.item, l.err)
-		} else {
-			fmt.Fprintf(e.stdout, "PASS %s: %s\n", l.item, l.note)
-		}
-	}
-	if failed > 0 {
-		return withCode(exitNetwork, fmt.Errorf("this PC is set up, but the mailbox check failed (see above); fix it and run `ipsync check`"))
-	}
-	fmt.Fprintf(e.stdout, "joined %q: this PC now reads the server's address from %s\n", b.Name, b.Mail.Address)
 	return nil
 }
 
