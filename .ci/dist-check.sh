@@ -328,8 +328,25 @@ desktop_join() {
 	local title="ipsync: join pc.ipsync" first second info t1 rc=0
 	other_window() { local w; w=$(window "$title") && [ -n "$w" ] && [ "$w" != "$first" ]; }
 	ended() { ! kill -0 "$1" 2>/dev/null; }
-	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-desktop.out" 2>"$work/join-desktop.err" &
+	# Cancel in the passphrase dialog: exit 2, nothing written, no error
+	# message (the user chose it).
+	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-cancel.out" 2>"$work/join-cancel.err" &
 	local join_pid=$!
+	pids+=("$join_pid")
+	wait_for 60 "the passphrase dialog '$title'" has_window "$title"
+	sleep 0.5
+	click_in "$title" 215 78 # Cancel
+	wait_for 30 "join to end after Cancel" ended "$join_pid"
+	wait "$join_pid" || rc=$?
+	[ "$rc" -eq 2 ] || die "join canceled from the desktop exited $rc, want 2: $(tr -d '\r' <"$work/join-cancel.err")"
+	grep -q 'canceled: nothing was written' "$work/join-cancel.err" || die "join canceled printed: $(cat "$work/join-cancel.err")"
+	[ ! -e "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join canceled from the desktop wrote a config"
+	[ -z "$(run_value)" ] || die "join canceled from the desktop turned on start at login"
+	has_window "ipsync: joining failed" && die "Cancel showed an error message"
+	log "msi: Cancel in the passphrase dialog: exit 2, nothing written"
+	rc=0
+	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-desktop.out" 2>"$work/join-desktop.err" &
+	join_pid=$!
 	pids+=("$join_pid")
 	wait_for 60 "the passphrase dialog '$title'" has_window "$title"
 	first=$(window "$title")
