@@ -115,8 +115,6 @@ const checkTimeout = 20 * time.Second
 // errCheckTimeout is the cause of a check item that ran out of checkTimeout.
 var errCheckTimeout = fmt.Errorf("no answer within %s: %w", checkTimeout, mailconn.ErrTimeout)
 
-// checkRole resolves the role's secrets and tries its connections, each
-// within checkTimeout.
 // print writes l as check shows it: "PASS item[: note]" or "FAIL item: error".
 func (l checkLine) print(w io.Writer) {
 	switch {
@@ -145,6 +143,8 @@ func checkWritten(ctx context.Context, w io.Writer, path string, role config.Rol
 	return failed, nil
 }
 
+// checkRole resolves the role's secrets and tries its connections, each
+// within checkTimeout.
 func checkRole(ctx context.Context, cfg *config.Config, role config.Role, log *slog.Logger) []checkLine {
 	sec, err := resolveSecrets(cfg, role, log)
 	if err != nil {

@@ -36,7 +36,8 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t := tray.New(tray.Options{
+	var t *tray.Tray
+	t = tray.New(tray.Options{
 		Role:     tray.RoleClient,
 		NotSetUp: true,
 		Logger:   log.With("part", "tray"),
@@ -44,7 +45,7 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 			// Actions must return promptly: the work goes on beside the menu.
 			Join: func() {
 				go func() {
-					if joinFromTray(ctx, log) {
+					if joinFromTray(ctx, log, t.Tell) {
 						cancel() // the joined client's tray replaces this one
 					}
 				}()
@@ -63,13 +64,19 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 // as a separate process from the desktop, so it asks for the passphrase in
 // a dialog, reports in a dialog and starts the new tray. It reports
 // whether the join succeeded.
-func joinFromTray(ctx context.Context, log *slog.Logger) bool {
+func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body string)) bool {
 	path, err := dialog.OpenFile(ctx, "ipsync: choose the invitation (.ipsync file)", "*.ipsync")
-	if err != nil {
-		if !errors.Is(err, dialog.ErrCanceled) {
-			log.Warn("cannot show the file chooser", "err", err)
-			_ = dialog.Error(ctx, "ipsync", "Cannot show a file chooser ("+err.Error()+"). Run `ipsync join FILE` in a terminal, or double-click the invitation file.")
-		}
+	switch {
+	case errors.Is(err, dialog.ErrCanceled):
+		return false
+	case errors.Is(err, dialog.ErrUnavailable):
+		// No dialog program: a notification is all there is to say it with.
+		log.Warn("cannot show the file chooser", "err", err)
+		tell("ipsync: cannot show a file chooser", "Install zenity and start ipsync again; or run `ipsync join FILE` in a terminal, or double-click the invitation file.")
+		return false
+	case err != nil:
+		log.Warn("cannot show the file chooser", "err", err)
+		_ = dialog.Error(ctx, "ipsync", "Cannot show a file chooser ("+err.Error()+"). Run `ipsync join FILE` in a terminal, or double-click the invitation file.")
 		return false
 	}
 	exe, err := os.Executable()

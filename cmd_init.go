@@ -84,6 +84,9 @@ func runInit(ctx context.Context, e *env, args []string) error {
 	var checkErr error
 	if !f.noCheck {
 		checkErr = initCheck(ctx, e, path, log)
+		if exitCode(checkErr) == exitUsage {
+			return checkErr // the written config does not load: no next steps
+		}
 	}
 	printInitNext(e)
 	return checkErr

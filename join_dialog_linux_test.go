@@ -21,8 +21,12 @@ func TestJoinAsksMailboxPassword(t *testing.T) {
 	bin := t.TempDir()
 	prompts := filepath.Join(bin, "prompts")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + prompts + "\nprintf 'pw-e2e\\n'\n"
-	if err := os.WriteFile(filepath.Join(bin, "zenity"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
+	// The library takes qarma, then zenity, then matedialog, whatever
+	// the order on PATH: the stand-in answers to all three names.
+	for _, name := range []string{"qarma", "zenity", "matedialog"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

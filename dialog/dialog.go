@@ -4,8 +4,9 @@
 //
 // It is a thin layer over github.com/ncruces/zenity, which draws the
 // dialogs with the Win32 API on Windows (pure Go, nothing to install),
-// with osascript on macOS, and on Linux and BSD desktops with the zenity
-// program (or its Qt and MATE twins qarma and matedialog). Every function
+// with osascript on macOS, and on Linux and BSD desktops with a program:
+// qarma (zenity's Qt twin) when installed, else zenity, else matedialog,
+// looked up once per process. Every function
 // blocks until the user answers or ctx ends (ending ctx closes the dialog);
 // they are safe for concurrent use but meant to be called one at a time.
 // Nothing typed into a dialog is ever logged or part of an error.
@@ -26,7 +27,9 @@ var ErrCanceled = errors.New("dialog: canceled by the user")
 // Linux and BSD desktops: Windows and macOS always have one).
 var ErrUnavailable = errors.New("dialog: no dialog tool on this system (install zenity)")
 
-// Available reports whether dialogs can be shown.
+// Available reports whether dialogs can be shown. On Linux and BSD the
+// answer is fixed when first asked: a dialog program installed later is
+// seen by the next process (join from the tray runs one).
 func Available() bool { return zenity.IsAvailable() }
 
 // Password asks for a secret; the text typed is not shown.

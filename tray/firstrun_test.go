@@ -3,6 +3,7 @@ package tray
 import (
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"ipsync/health"
 )
@@ -48,4 +49,26 @@ func TestViewNotSetUp(t *testing.T) {
 	if !m.find(itemJoin).Hidden || !m.find(itemGuide).Hidden || m.find(itemFetch).Hidden {
 		t.Errorf("set-up client menu: join hidden %v, guide hidden %v, fetch hidden %v", m.find(itemJoin).Hidden, m.find(itemGuide).Hidden, m.find(itemFetch).Hidden)
 	}
+}
+
+// TestTrayTell: Tell shows a notification while the tray runs (the
+// first-run menu uses it when no dialog can be shown), even with NoNotify,
+// which silences only status changes; before Run it is only logged.
+func TestTrayTell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		early := New(Options{Role: RoleClient, Notifier: &fakeNotifier{}})
+		early.Tell("ipsync", "not shown: not running") // must not block or panic
+		h := startHarness(t, Options{Role: RoleClient, NotSetUp: true, NoNotify: true}, health.Status{})
+		h.tray.Tell("ipsync: cannot show a file chooser", "Install zenity, or run `ipsync join FILE` in a terminal.")
+		synctest.Wait()
+		got := h.notes.all()
+		if len(got) != 1 || !strings.Contains(got[0], "cannot show a file chooser | Install zenity") {
+			t.Errorf("notifications = %q, want the one told", got)
+		}
+		h.stop()
+		h.tray.Tell("ipsync", "after Run") // only logged
+		if got := h.notes.all(); len(got) != 1 {
+			t.Errorf("a notice told after Run was shown: %q", got)
+		}
+	})
 }

@@ -144,6 +144,7 @@ type Tray struct {
 	mu      sync.Mutex
 	status  health.Status
 	changed chan struct{} // one pending "status changed" signal
+	notes   chan<- notice // while Run runs: the notification queue
 
 	running atomic.Bool
 }
@@ -215,6 +216,24 @@ func (t *Tray) SetStatus(s health.Status) {
 	}
 }
 
+// Tell shows a desktop notification on the program's behalf, not for a
+// status change: why a menu action could not be done, say. It never
+// blocks; a notice told while Run is not running is only logged.
+func (t *Tray) Tell(title, body string) {
+	t.mu.Lock()
+	notes := t.notes
+	t.mu.Unlock()
+	n := notice{kind: "action", title: title, body: body, icon: t.opts.Role.String() + "-error"}
+	if notes != nil {
+		select {
+		case notes <- n:
+			return
+		default:
+		}
+	}
+	t.log.Warn("desktop notification not shown", "title", title, "body", body)
+}
+
 func (t *Tray) latest() health.Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -246,6 +265,14 @@ func (t *Tray) run(ctx context.Context, u ui) error {
 	go func() {
 		defer close(notifyDone)
 		t.notifyLoop(ctx, notes)
+	}()
+	t.mu.Lock()
+	t.notes = notes
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.notes = nil
+		t.mu.Unlock()
 	}()
 	// Quit only once the tray is ready: on Windows, systray.Quit before
 	// systray.Run has made its window posts to no window and is lost, and
