@@ -74,13 +74,14 @@ export WINEDLLOVERRIDES='mscoree=;mshtml='
 pids=()
 cleanup() {
 	local rc=$?
-	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
-	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ]; then
-		for f in "$work"/*.log; do
+		show_display "$shots"
+		for f in "$work"/*.log "$work"/join-*.out "$work"/join-*.err "$work"/prefix/drive_c/users/*/AppData/Local/ipsync/client.log; do
 			[ -s "$f" ] && { echo "--- $f" >&2; tail -n 25 "$f" >&2; }
 		done
 	fi
+	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
+	stop_pids "${pids[@]}"
 	rm -rf "$work"
 	exit $rc
 }
@@ -328,26 +329,26 @@ desktop_join() {
 	local title="ipsync: join pc.ipsync" first second info t1 rc=0
 	other_window() { local w; w=$(window "$title") && [ -n "$w" ] && [ "$w" != "$first" ]; }
 	ended() { ! kill -0 "$1" 2>/dev/null; }
+	ended_or_error() { ended "$1" || has_window "ipsync: joining failed"; }
 	# Cancel in the passphrase dialog: exit 2, nothing written, no error
-	# message (the user chose it).
+	# message (the user chose it). The join processes are not in pids: they
+	# are waited for here, and wineserver -k ends them on a failure.
 	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-cancel.out" 2>"$work/join-cancel.err" &
 	local join_pid=$!
-	pids+=("$join_pid")
 	wait_for 60 "the passphrase dialog '$title'" has_window "$title"
 	sleep 0.5
 	click_in "$title" 215 78 # Cancel
-	wait_for 30 "join to end after Cancel" ended "$join_pid"
+	wait_for 30 "join to end after Cancel" ended_or_error "$join_pid"
+	has_window "ipsync: joining failed" && die "Cancel in the passphrase dialog showed the error message 'ipsync: joining failed'"
 	wait "$join_pid" || rc=$?
 	[ "$rc" -eq 2 ] || die "join canceled from the desktop exited $rc, want 2: $(tr -d '\r' <"$work/join-cancel.err")"
 	grep -q 'canceled: nothing was written' "$work/join-cancel.err" || die "join canceled printed: $(cat "$work/join-cancel.err")"
 	[ ! -e "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join canceled from the desktop wrote a config"
 	[ -z "$(run_value)" ] || die "join canceled from the desktop turned on start at login"
-	has_window "ipsync: joining failed" && die "Cancel showed an error message"
 	log "msi: Cancel in the passphrase dialog: exit 2, nothing written"
 	rc=0
 	wine "$exe" join "$(winepath -w "$work/pc.ipsync")" </dev/null >"$work/join-desktop.out" 2>"$work/join-desktop.err" &
 	join_pid=$!
-	pids+=("$join_pid")
 	wait_for 60 "the passphrase dialog '$title'" has_window "$title"
 	first=$(window "$title")
 	sleep 0.5 # drawn
@@ -381,11 +382,16 @@ desktop_join() {
 		grep -q "msg=\"server address received\".* name=office ipv4=$joined_ip " "$client_log"
 	local desk_trip=$(($(ms) - t1))
 	[ -f "$user_dir/AppData/Roaming/ipsync/config.yaml" ] || die "join from the desktop wrote no config"
+	[ -n "$(run_value)" ] || die "join from the desktop did not turn on start at login"
 	log "msi: join from the desktop: Win32 passphrase dialog (windows $first, then $second after a wrong passphrase), message $info, tray showed $joined_ip ${desk_trip} ms after the passphrase was entered"
-	# Stop the tray (and all else in this prefix, all started here) before
-	# the next steps.
+	# Stop the tray (and all else in this prefix, all started here), and
+	# make the PC fresh again for the scripted join: no config, no login
+	# entry (the secrets in the keyring are overwritten).
 	timeout 20 wineserver -k >/dev/null 2>&1 || true
 	timeout 20 wineserver -w >/dev/null 2>&1 || true
+	rm -rf "$user_dir/AppData/Roaming/ipsync" "$user_dir/AppData/Local/ipsync"
+	wine reg delete "$runkey" /v ipsync-client /f >/dev/null 2>&1 || die "could not remove the login entry join wrote"
+	[ -z "$(run_value)" ] || die "the login entry is still there: $(run_value)"
 }
 
 msi_run /i install
@@ -417,7 +423,7 @@ desktop_join
 # deployment tool) and reads the address; join turns on start at login,
 # which the uninstall below must remove.
 t0=$(ms)
-timeout 120 wine "$exe" join --force "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
+timeout 120 wine "$exe" join "$(winepath -w "$work/pc.ipsync")" --passphrase-file "$(winepath -w "$work/passphrase")" \
 	>"$work/join-msi.log" 2>&1 || die "ipsync.exe join under Wine failed"
 got=$(timeout 120 wine "$exe" fetch --once 2>"$work/fetch-msi.log" | tr -d '\r') ||
 	die "ipsync.exe fetch --once after join failed: $got"

@@ -70,16 +70,26 @@ start_xvfb() {
 window() {
 	local re
 	re=$(printf '%s' "$1" | sed 's/[][\.*^$()+?{}|]/\\&/g')
-	xdotool search --onlyvisible --name "^$re\$" 2>/dev/null | head -n1
+	xdotool search --onlyvisible --name "^$re\$" 2>/dev/null | head -n1 || true
 }
 has_window() { [ -n "$(window "$1")" ]; }
 
 # click_in TITLE DX DY: a click at DX,DY from the top left of the window
 # called TITLE (without a window manager, the way to give a field focus).
 click_in() {
-	local X Y WIDTH HEIGHT SCREEN WINDOW
-	eval "$(xdotool getwindowgeometry --shell "$(window "$1")")"
+	local X Y WIDTH HEIGHT SCREEN WINDOW w
+	w=$(window "$1")
+	[ -n "$w" ] || die "no window '$1' to click in"
+	eval "$(xdotool getwindowgeometry --shell "$w")"
 	xdotool mousemove $((X + $2)) $((Y + $3)) click 1
+}
+
+# show_display DIR: on a failure, a picture of the display (DIR/99-failed.png)
+# and the titles of the windows on it, when there is a display.
+show_display() {
+	[ -n "${DISPLAY:-}" ] || return 0
+	shot "$1/99-failed.png" 2>/dev/null || true
+	echo "--- windows on the display: $(xdotool search --onlyvisible --name . getwindowname %@ 2>/dev/null | tr '\n' '|')" >&2
 }
 
 # shot FILE: a screenshot of the whole display.

@@ -44,10 +44,7 @@ export WINEPREFIX=$work/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES='mscoree=;mshtml='
 cleanup() {
 	local rc=$?
-	if [ $rc -ne 0 ] && [ -n "${DISPLAY:-}" ]; then
-		shot "$shots/99-failed.png" || true
-		echo "--- windows on the display: $(xdotool search --onlyvisible --name . getwindowname %@ 2>/dev/null | tr '\n' '|')" >&2
-	fi
+	[ $rc -eq 0 ] || show_display "$shots"
 	[ -d "$WINEPREFIX" ] && timeout 20 wineserver -k >/dev/null 2>&1 || true
 	stop_pids "${pids[@]}"
 	if [ $rc -ne 0 ]; then
@@ -264,8 +261,8 @@ printf 'wine-test invitation passphrase\n' >"$work/passphrase"
 timeout 60 "$work/ipsync" invite --config "$work/mail/server.yaml" --out "$work/pc.ipsync" \
 	--passphrase-file "$work/passphrase" >"$work/invite.log" 2>&1 || die "ipsync invite failed"
 rm -f "$client_log"
+# Not in pids: waited for below; wineserver -k ends it on a failure.
 wine "$(winepath -w "$root/bin/ipsync.exe")" client --verbose </dev/null >"$work/firstrun.stdout" 2>"$work/firstrun.log" &
-pids+=($!)
 firstrun_pid=$!
 wait_for 60 "the Wine System Tray window" has_window "Wine System Tray"
 wait_for 60 "the first-run tray (log: msg=\"no config yet: showing the tray's set-up menu\")" \
@@ -279,6 +276,12 @@ step firstrun-icon
 open_menu
 step firstrun-menu
 firstrun_mh=$mh
+# The not-set-up menu for docs/deploy.md, pointer off the items.
+xdotool mousemove $((mx + mw + 150)) $((my + mh / 2))
+sleep 0.7
+shot "$work/menu.png"
+convert "$work/menu.png" -crop $((mw + 44))x$((mh + 25))+$((mx > 13 ? mx - 13 : 0))+0 +repage "$out/windows-tray-not-set-up.png"
+log "wrote $out/windows-tray-not-set-up.png"
 xdotool mousemove $((mx + 60)) $((seps[0] + (seps[1] - seps[0]) / 4))
 sleep 0.4
 step firstrun-join-hover
@@ -295,6 +298,10 @@ sleep 0.5
 click_in "ipsync: join pc.ipsync" 130 42 # the passphrase field
 xdotool type --delay 15 "$(cat "$work/passphrase")"
 step firstrun-passphrase
+eval "$(xdotool getwindowgeometry --shell "$(window "ipsync: join pc.ipsync")")"
+convert "$shots/$(printf %02d $n)-firstrun-passphrase.png" -crop $((WIDTH + 24))x$((HEIGHT + 24))+$((X - 12))+$((Y - 12)) +repage \
+	"$out/windows-join-passphrase.png"
+log "wrote $out/windows-join-passphrase.png"
 t0=$SECONDS
 xdotool key Return
 wait_for 120 "the message that the PC is set up (a window 'ipsync')" has_window ipsync
