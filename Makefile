@@ -77,6 +77,8 @@ test-race:
 		echo "interop tests will be skipped: Dovecot is not installed (apt-get install dovecot-imapd)"
 	@command -v dbus-daemon >/dev/null 2>&1 || \
 		echo "tray and notification tests will be skipped: dbus-daemon is not installed (apt-get install dbus)"
+	@command -v Xvfb >/dev/null 2>&1 && command -v xdotool >/dev/null 2>&1 && command -v zenity >/dev/null 2>&1 || \
+		echo "desktop dialog tests will be skipped: Xvfb, xdotool or zenity is not installed (apt-get install xvfb xdotool zenity)"
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 fmt-check:
