@@ -65,7 +65,7 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 // a dialog, reports in a dialog and starts the new tray. It reports
 // whether the join succeeded.
 func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body string)) bool {
-	path, err := dialog.OpenFile(ctx, "ipsync: choose the invitation (.ipsync file)", "*.ipsync")
+	path, err := dialog.OpenFile(ctx, "ipsync: choose the invitation (.ipsync file)", "*.ipsync", downloadsDir())
 	switch {
 	case errors.Is(err, dialog.ErrCanceled):
 		return false
@@ -90,6 +90,19 @@ func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body s
 		return false
 	}
 	return true
+}
+
+// downloadsDir is where a saved mail attachment usually is: the Downloads
+// folder in the user's home when there is one, else the home folder.
+func downloadsDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	if fi, err := os.Stat(filepath.Join(home, "Downloads")); err == nil && fi.IsDir() {
+		return filepath.Join(home, "Downloads")
+	}
+	return home
 }
 
 // openGuide opens the set-up guide: the copy of docs/deploy.md installed

@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/ncruces/zenity"
 )
@@ -42,13 +44,18 @@ func Password(ctx context.Context, title, prompt string) (string, error) {
 }
 
 // OpenFile asks for an existing file; pattern is a glob such as "*.ipsync"
-// ("" for any file), offered first with "All files" beside it. It returns
-// the chosen path.
-func OpenFile(ctx context.Context, title, pattern string) (string, error) {
+// ("" for any file), offered first with "All files" beside it, and the
+// chooser starts in the folder dir ("" for the system's choice). It
+// returns the chosen path.
+func OpenFile(ctx context.Context, title, pattern, dir string) (string, error) {
 	if !Available() {
 		return "", ErrUnavailable
 	}
 	opts := []zenity.Option{zenity.Title(title), zenity.Context(ctx)}
+	if dir != "" {
+		// A trailing separator makes it a folder to start in, not a file.
+		opts = append(opts, zenity.Filename(strings.TrimRight(dir, `/\`)+string(filepath.Separator)))
+	}
 	if pattern != "" {
 		opts = append(opts, zenity.FileFilters{
 			{Name: pattern, Patterns: []string{pattern}, CaseFold: true},
