@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/term"
 
 	"ipsync/dialog"
+	"ipsync/statefile"
 	"ipsync/tray"
 )
 
@@ -20,10 +22,37 @@ import (
 // "" = use the copy installed beside the program only.
 var guideURL = ""
 
+// firstRunPoll is how often the first-run tray looks for a config that a
+// join started elsewhere (a double-click, a terminal) has written.
+var firstRunPoll = time.Second
+
+// firstRunLock names the lock the first-run tray holds beside the config
+// it waits for: join sees it held and starts the tray that replaces it.
+func firstRunLock(configPath string) string { return configPath + ".first-run" }
+
+// firstRunShowing reports whether a first-run tray is waiting for the
+// config at configPath (its lock is held).
+func firstRunShowing(ctx context.Context, configPath string) bool {
+	// The lock's file stays once made; without it, no tray ever waited
+	// (and nothing is created here for a join that may yet fail).
+	if _, err := os.Stat(firstRunLock(configPath) + ".lock"); err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	unlock, err := statefile.Lock(ctx, firstRunLock(configPath))
+	if err != nil {
+		return errors.Is(err, context.DeadlineExceeded)
+	}
+	_ = unlock()
+	return false
+}
+
 // firstRunClient shows the tray in its "not set up" state when the client
 // has no config yet: its menu offers "Join with an invitation…" and the
-// set-up guide. It returns when the user quits, or after a successful
-// join, whose own tray (started by join) takes over. Without a desktop it
+// set-up guide. It returns when the user quits, or once a config is there
+// (a join from its menu, a double-click or a terminal wrote it; join starts
+// the tray that takes over, seeing this one's lock). Without a desktop it
 // returns the config error with the join hint.
 func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool, cfgErr error) error {
 	hint := withCode(exitUsage, fmt.Errorf("%w\nthis PC is not set up yet: run `ipsync join FILE` with the invitation (.ipsync file) from your administrator", cfgErr))
@@ -36,6 +65,20 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	path, err := e.configFile()
+	if err != nil {
+		return err
+	}
+	unlock, err := statefile.Lock(ctx, firstRunLock(path))
+	if err != nil {
+		log.Warn("another first-run tray may be showing", "err", err)
+	} else {
+		defer unlock()
+	}
+	go func() {
+		watchForConfig(ctx, path, firstRunPoll)
+		cancel()
+	}()
 	var t *tray.Tray
 	t = tray.New(tray.Options{
 		Role:     tray.RoleClient,
@@ -58,6 +101,22 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 		return hint
 	}
 	return nil
+}
+
+// watchForConfig returns when a file is at path or ctx ends.
+func watchForConfig(ctx context.Context, path string, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // joinFromTray asks for the invitation file and runs `ipsync join FILE`

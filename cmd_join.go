@@ -28,9 +28,9 @@ a dialog when started from the desktop, e.g. by double-clicking the file),
 stores the secrets in the OS keyring (or in files of mode 0600 beside the
 config when there is no keyring), writes the config (default path below;
 never over an existing one without --force), checks the mailbox, and turns
-on start at login. Started from the desktop, or with --start, it then
-starts the tray; from a terminal or with --passphrase-file (scripts) it
-returns when done.
+on start at login. Started from the desktop, with --start, or while the
+"not set up" tray is showing (which it then replaces), it starts the tray;
+otherwise (a terminal, --passphrase-file in scripts) it returns when done.
 
 Exit codes: 0 joined, 2 bad command line or a config is already there,
 3 joined but the mailbox check failed, 4 this computer failed, 5 wrong
@@ -78,11 +78,17 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	// A passphrase file means a script (a deployment tool): no dialogs, and
 	// no tray unless --start.
 	desktop := *passFile == "" && startedFromDesktop()
+	// A first-run tray waiting for this config ends when it is written; the
+	// tray started here replaces it, whoever ran join.
+	replaceTray := false
+	if path, perr := e.configFile(); perr == nil {
+		replaceTray = firstRunShowing(ctx, path)
+	}
 	err = e.join(ctx, pos[0], *passFile, *force, desktop)
 	var ee *exitError
 	switch {
 	case err == nil:
-		if desktop || *start {
+		if desktop || *start || replaceTray {
 			if serr := startTrayDetached(e); serr != nil {
 				err = serr
 			}
@@ -90,7 +96,7 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 		if desktop && err == nil {
 			_ = dialog.Info(ctx, "ipsync", "This PC is set up. The ipsync icon in the tray shows the server's address.")
 		}
-	case errors.As(err, &ee) && ee.code == exitNetwork && desktop:
+	case errors.As(err, &ee) && ee.code == exitNetwork && (desktop || replaceTray):
 		// Joined, but the check failed: the tray shows what goes on.
 		_ = startTrayDetached(e)
 	}

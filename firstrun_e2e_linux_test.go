@@ -15,6 +15,33 @@ import (
 // now, and Quit ends it with status 0.
 func TestFirstRunTrayOverDBus(t *testing.T) {
 	d := dbustest.StartDesktop(t)
+	c := startFirstRun(t, d, "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+
+	item := d.WaitItem(t)
+	tip := item.WaitToolTip(t, `"ipsync: not set up …"`, func(s string) bool { return strings.HasPrefix(s, "ipsync: not set up") })
+	if !strings.Contains(tip, "Join with an invitation") {
+		t.Errorf("ToolTip = %q, want it to point to Join with an invitation…", tip)
+	}
+	visible := func(e dbustest.MenuEntry) bool { return e.Props["visible"].Value() != false }
+	for _, label := range []string{"ipsync is not set up on this PC", "Join with an invitation…", "Open the set-up guide", "Start at login", "Quit"} {
+		if e := item.Entry(t, label); !visible(e) {
+			t.Errorf("menu entry %q hidden", label)
+		}
+	}
+	if e := item.Entry(t, "Fetch now"); visible(e) {
+		t.Errorf("Fetch now visible in the not-set-up menu")
+	}
+	item.ClickExit(t, "Quit")
+	if err := c.wait(t); err != nil {
+		t.Fatalf("ipsync client after Quit: %v, want exit status 0", err)
+	}
+}
+
+// startFirstRun starts `ipsync client` with no config as a child process
+// on d's session bus, with env added; it is killed at the end of the test
+// if still running.
+func startFirstRun(t *testing.T, d *dbustest.Desktop, env ...string) *trayClient {
+	t.Helper()
 	c := &trayClient{done: make(chan struct{})}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
@@ -22,10 +49,9 @@ func TestFirstRunTrayOverDBus(t *testing.T) {
 		"DISPLAY=:99",
 		"WAYLAND_DISPLAY=",
 		"DBUS_SESSION_BUS_ADDRESS="+d.Addr,
-		"HOME="+t.TempDir(),
-		"XDG_CONFIG_HOME="+t.TempDir(),
 		"GORACE=exitcode=0",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = &c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -46,23 +72,28 @@ func TestFirstRunTrayOverDBus(t *testing.T) {
 			t.Logf("ipsync client stderr:\n%s", c.stderr.String())
 		}
 	})
+	return c
+}
 
-	item := d.WaitItem(t)
-	tip := item.WaitToolTip(t, `"ipsync: not set up …"`, func(s string) bool { return strings.HasPrefix(s, "ipsync: not set up") })
-	if !strings.Contains(tip, "Join with an invitation") {
-		t.Errorf("ToolTip = %q, want it to point to Join with an invitation…", tip)
+// TestFirstRunTrayGivesWayToJoin: while the "not set up" tray shows, a
+// join run from a terminal (no --start) writes the config, starts the tray
+// that replaces it, and the first-run tray ends by itself: one icon, never
+// two. Without a first-run tray the same join starts nothing
+// (TestInviteJoinFetch).
+func TestFirstRunTrayGivesWayToJoin(t *testing.T) {
+	d := dbustest.StartDesktop(t)
+	et := newEnrolTest(t, false)
+	inv := et.invite(t)
+	c := startFirstRun(t, d) // HOME and XDG_CONFIG_HOME from newEnrolTest
+	d.WaitItem(t).WaitToolTip(t, `"ipsync: not set up …"`, func(s string) bool { return strings.HasPrefix(s, "ipsync: not set up") })
+	code, out, errOut := runCLI(t, "join", inv, "--passphrase-file", et.passFile)
+	if code != exitOK {
+		t.Fatalf("join = %d\n%s%s", code, out, errOut)
 	}
-	visible := func(e dbustest.MenuEntry) bool { return e.Props["visible"].Value() != false }
-	for _, label := range []string{"ipsync is not set up on this PC", "Join with an invitation…", "Open the set-up guide", "Start at login", "Quit"} {
-		if e := item.Entry(t, label); !visible(e) {
-			t.Errorf("menu entry %q hidden", label)
-		}
+	if len(et.started) != 1 || et.started[0][1] != "client" || !strings.Contains(out, "started the tray") {
+		t.Errorf("join beside the first-run tray started %q, want one `client`:\n%s", et.started, out)
 	}
-	if e := item.Entry(t, "Fetch now"); visible(e) {
-		t.Errorf("Fetch now visible in the not-set-up menu")
-	}
-	item.ClickExit(t, "Quit")
 	if err := c.wait(t); err != nil {
-		t.Fatalf("ipsync client after Quit: %v, want exit status 0", err)
+		t.Fatalf("the first-run tray after join: %v, want it to end with status 0", err)
 	}
 }
