@@ -11,6 +11,7 @@ import (
 
 	"ipsync/codec"
 	"ipsync/config"
+	"ipsync/dialog"
 	"ipsync/fetcher"
 	"ipsync/mailconn"
 	"ipsync/statefile"
@@ -22,7 +23,9 @@ const clientSynopsis = `ipsync client [--config F] [--headless] [--verbose]
 Runs the client role: watches the mailbox (IMAP IDLE where offered, polling
 otherwise), verifies and opens the newest message and shows the server's
 address. With a desktop it shows a tray icon and notifications; with
---headless, or without a display, it logs instead. Stops on SIGINT/SIGTERM.`
+--headless, or without a display, it logs instead. Stops on SIGINT/SIGTERM.
+One client runs per config: a second start on the same config (the Start
+menu while the tray runs) says so and ends with status 0.`
 
 const fetchSynopsis = `ipsync fetch --once [--config F] [--json]
 
@@ -85,6 +88,18 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	release, err := holdInstance(ctx, cfg.Path, log)
+	if errors.Is(err, errAlreadyRunning) {
+		msg := fmt.Sprintf("ipsync client is already running with %s (its icon is in the tray); this one ends", cfg.Path)
+		log.Info("already running", "config", cfg.Path)
+		fmt.Fprintln(e.stderr, msg)
+		if !e.headless && startedFromDesktop() && dialog.Available() {
+			// A Start-menu click while the tray runs: say why nothing new shows.
+			_ = dialog.Info(ctx, "ipsync", "ipsync is already running: its icon is in the tray (notification area).")
+		}
+		return nil
+	}
+	defer release()
 	sec, err := resolveSecrets(cfg, config.RoleClient, log)
 	if err != nil {
 		return err
@@ -282,4 +297,33 @@ func checkClient(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		err = withCode(exitUsage, err)
 	}
 	return append(lines, checkLine{item: newest, note: note, err: err})
+}
+
+// errAlreadyRunning: another client holds the config's instance lock.
+var errAlreadyRunning = errors.New("already running")
+
+// instanceWait is how long a starting client waits for the instance lock:
+// long enough for a client that was just told to quit to let go of it.
+var instanceWait = 2 * time.Second
+
+// holdInstance takes the lock that keeps one client per config
+// (configPath + ".client.lock", beside it), so that a second start (the
+// Start menu while the tray runs from login) ends instead of showing a
+// second icon. It returns errAlreadyRunning when another process holds it.
+// A lock that cannot be made (a read-only folder) is no reason not to run:
+// it is logged and the client runs unguarded.
+func holdInstance(ctx context.Context, configPath string, log *slog.Logger) (release func(), err error) {
+	wctx, cancel := context.WithTimeout(ctx, instanceWait)
+	defer cancel()
+	unlock, err := statefile.Lock(wctx, configPath+".client")
+	switch {
+	case err == nil:
+		return func() { _ = unlock() }, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, errAlreadyRunning
+	}
+	log.Warn("cannot make sure only one client runs with this config", "err", err)
+	return func() {}, nil
 }

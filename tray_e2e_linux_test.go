@@ -171,3 +171,38 @@ func (c *trayClient) wait(t *testing.T) error {
 		return errors.New("did not exit within " + dbustest.Timeout.String())
 	}
 }
+
+// TestSecondClientEnds: with a client tray running on a config, a second
+// `ipsync client` on the same config (the Start menu clicked while the tray
+// runs from login) says so and ends with status 0 instead of showing a
+// second icon; the first goes on.
+func TestSecondClientEnds(t *testing.T) {
+	d := dbustest.StartDesktop(t)
+	e := newE2E(t)
+	publishIP(t, e, "8.8.4.4")
+	c := startTrayRole(t, d.Addr, "client", e.clientCfg)
+	d.WaitItem(t).WaitToolTip(t, `"office: 8.8.4.4 · updated …" (fetched)`, fetched("8.8.4.4"))
+
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := runCLI(t, "client", "--headless", "--config", e.clientCfg)
+		done <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-done:
+		if r.code != exitOK || !strings.Contains(r.errOut, "already running with "+e.clientCfg) {
+			t.Errorf("second client = %d %q, want 0 and \"already running\"", r.code, r.errOut)
+		}
+	case <-time.After(dbustest.Timeout):
+		t.Fatal("a second client on the same config is still running")
+	}
+	select {
+	case <-c.done:
+		t.Fatalf("the first client ended: %v", c.err)
+	default:
+	}
+}
