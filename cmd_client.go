@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -88,16 +89,25 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	release, err := holdInstance(ctx, cfg.Path, log)
-	if errors.Is(err, errAlreadyRunning) {
-		msg := fmt.Sprintf("ipsync client is already running with %s (its icon is in the tray); this one ends", cfg.Path)
-		log.Info("already running", "config", cfg.Path)
-		fmt.Fprintln(e.stderr, msg)
+	release, err := holdLock(ctx, cfg.Path, "client", instanceWait)
+	switch {
+	case errors.Is(err, errAlreadyRunning):
+		log.Info("ipsync client is already running with this config; this one ends", "config", cfg.Path)
+		if os.Getenv(startedByIpsync) != "" {
+			return nil // started by join or the first-run tray: the running one is the one wanted
+		}
+		fmt.Fprintf(e.stderr, "ipsync client is already running with %s; this one ends\n", cfg.Path)
 		if !e.headless && startedFromDesktop() && dialog.Available() {
-			// A Start-menu click while the tray runs: say why nothing new shows.
-			_ = dialog.Info(ctx, "ipsync", "ipsync is already running: its icon is in the tray (notification area).")
+			// The Start menu clicked while the client runs: say why
+			// nothing new shows.
+			_ = dialog.Info(ctx, "ipsync", "ipsync is already running on this PC: see its icon in the tray (or, without one, the ipsync-client service).")
 		}
 		return nil
+	case ctx.Err() != nil:
+		return nil // stopped while waiting: an ordinary stop
+	case err != nil:
+		log.Warn("cannot make sure only one client runs with this config", "err", err)
+		release = func() {}
 	}
 	defer release()
 	sec, err := resolveSecrets(cfg, config.RoleClient, log)
@@ -126,6 +136,11 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		Actions:    actions,
 	})
 	return ui.run(ctx, func(ctx context.Context) error {
+		// Let go of the client lock as soon as the client is told to stop
+		// (Quit, a signal), not after it has logged out: a client started
+		// right after a Quit must not find this one "already running".
+		stop := context.AfterFunc(ctx, release)
+		defer stop()
 		return f.Run(ctx, clientConsumer(ui, log.With("role", "client"), cfg.Fetcher.PollEvery.D()))
 	})
 }
@@ -297,33 +312,4 @@ func checkClient(ctx context.Context, cfg *config.Config, sec secrets) []checkLi
 		err = withCode(exitUsage, err)
 	}
 	return append(lines, checkLine{item: newest, note: note, err: err})
-}
-
-// errAlreadyRunning: another client holds the config's instance lock.
-var errAlreadyRunning = errors.New("already running")
-
-// instanceWait is how long a starting client waits for the instance lock:
-// long enough for a client that was just told to quit to let go of it.
-var instanceWait = 2 * time.Second
-
-// holdInstance takes the lock that keeps one client per config
-// (configPath + ".client.lock", beside it), so that a second start (the
-// Start menu while the tray runs from login) ends instead of showing a
-// second icon. It returns errAlreadyRunning when another process holds it.
-// A lock that cannot be made (a read-only folder) is no reason not to run:
-// it is logged and the client runs unguarded.
-func holdInstance(ctx context.Context, configPath string, log *slog.Logger) (release func(), err error) {
-	wctx, cancel := context.WithTimeout(ctx, instanceWait)
-	defer cancel()
-	unlock, err := statefile.Lock(wctx, configPath+".client")
-	switch {
-	case err == nil:
-		return func() { _ = unlock() }, nil
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, errAlreadyRunning
-	}
-	log.Warn("cannot make sure only one client runs with this config", "err", err)
-	return func() {}, nil
 }

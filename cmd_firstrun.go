@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"golang.org/x/term"
 
 	"ipsync/dialog"
-	"ipsync/statefile"
 	"ipsync/tray"
 )
 
@@ -23,37 +23,16 @@ import (
 var guideURL = ""
 
 // firstRunPoll is how often the first-run tray looks for a config that a
-// join started elsewhere (a double-click, a terminal) has written.
+// join (from its menu, a double-click or a terminal) has written.
 var firstRunPoll = time.Second
-
-// firstRunLock names the lock the first-run tray holds beside the config
-// it waits for: join sees it held and starts the tray that replaces it.
-func firstRunLock(configPath string) string { return configPath + ".first-run" }
-
-// firstRunShowing reports whether a first-run tray is waiting for the
-// config at configPath (its lock is held).
-func firstRunShowing(ctx context.Context, configPath string) bool {
-	// The lock's file stays once made; without it, no tray ever waited
-	// (and nothing is created here for a join that may yet fail).
-	if _, err := os.Stat(firstRunLock(configPath) + ".lock"); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	unlock, err := statefile.Lock(ctx, firstRunLock(configPath))
-	if err != nil {
-		return errors.Is(err, context.DeadlineExceeded)
-	}
-	_ = unlock()
-	return false
-}
 
 // firstRunClient shows the tray in its "not set up" state when the client
 // has no config yet: its menu offers "Join with an invitation…" and the
 // set-up guide. It returns when the user quits, or once a config is there
-// (a join from its menu, a double-click or a terminal wrote it; join starts
-// the tray that takes over, seeing this one's lock). Without a desktop it
-// returns the config error with the join hint.
+// and no join is still at work on it: it then starts the client (which ends
+// at once if join started one already) so the real icon takes its place,
+// however the join was run. Without a desktop it returns the config error
+// with the join hint.
 func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool, cfgErr error) error {
 	hint := withCode(exitUsage, fmt.Errorf("%w\nthis PC is not set up yet: run `ipsync join FILE` with the invitation (.ipsync file) from your administrator", cfgErr))
 	if headless {
@@ -69,15 +48,27 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 	if err != nil {
 		return err
 	}
-	unlock, err := statefile.Lock(ctx, firstRunLock(path))
-	if err != nil {
-		log.Warn("another first-run tray may be showing", "err", err)
-	} else {
-		defer unlock()
+	release, err := holdLock(ctx, path, "first-run", 50*time.Millisecond)
+	switch {
+	case errors.Is(err, errAlreadyRunning):
+		log.Info("the set-up tray is already showing; this one ends")
+		fmt.Fprintln(e.stderr, "ipsync: the set-up tray (\"not set up\") is already showing; this one ends")
+		return nil
+	case err != nil:
+		log.Warn("cannot make sure only one set-up tray shows", "err", err)
+	default:
+		defer release()
 	}
 	go func() {
-		watchForConfig(ctx, path, firstRunPoll)
-		cancel()
+		if waitForJoined(ctx, path, firstRunPoll) {
+			// A join from the desktop started the client already.
+			if !lockHeld(ctx, path, "client") {
+				if err := startTrayDetached(e); err != nil {
+					log.Warn("cannot start the client after the join", "err", err)
+				}
+			}
+			cancel()
+		}
 	}()
 	var t *tray.Tray
 	t = tray.New(tray.Options{
@@ -88,9 +79,9 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 			// Actions must return promptly: the work goes on beside the menu.
 			Join: func() {
 				go func() {
-					if joinFromTray(ctx, log, t.Tell) {
-						cancel() // the joined client's tray replaces this one
-					}
+					// A join that worked wrote the config: waitForJoined
+					// sees it and hands over to the client.
+					joinFromTray(ctx, log, t.Tell)
 				}()
 			},
 			OpenGuide: func() { go openGuide(ctx, log) },
@@ -103,17 +94,18 @@ func firstRunClient(ctx context.Context, e *env, log *slog.Logger, headless bool
 	return nil
 }
 
-// watchForConfig returns when a file is at path or ctx ends.
-func watchForConfig(ctx context.Context, path string, every time.Duration) {
+// waitForJoined reports, once a file is at path and no join holds its
+// "joining" lock, that the PC is set up; false when ctx ends first.
+func waitForJoined(ctx context.Context, path string, every time.Duration) bool {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if _, err := os.Stat(path); err == nil {
-			return
+		if _, err := os.Stat(path); err == nil && !lockHeld(ctx, path, "joining") {
+			return true
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-tick.C:
 		}
 	}
@@ -143,7 +135,9 @@ func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body s
 		log.Warn("cannot find the program to run join", "err", err)
 		return false
 	}
-	cmd := exec.CommandContext(ctx, exe, "join", path)
+	// Not bound to ctx: this tray ends once the config is written, and the
+	// join must go on to its check, login entry, tray and message.
+	cmd := exec.Command(exe, "join", path)
 	if err := cmd.Run(); err != nil {
 		log.Warn("join failed", "file", path, "err", err)
 		return false
@@ -152,8 +146,14 @@ func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body s
 }
 
 // downloadsDir is where a saved mail attachment usually is: the Downloads
-// folder in the user's home when there is one, else the home folder.
+// folder in the user's home when there is one, else the home folder. On
+// Windows it is "" (the chooser's own start, the folder last used): started
+// in a folder, Wine's chooser ignored Return in its file name field, and a
+// start that cannot be tested is not taken.
 func downloadsDir() string {
+	if runtime.GOOS == "windows" {
+		return ""
+	}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return ""

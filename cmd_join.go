@@ -28,9 +28,10 @@ a dialog when started from the desktop, e.g. by double-clicking the file),
 stores the secrets in the OS keyring (or in files of mode 0600 beside the
 config when there is no keyring), writes the config (default path below;
 never over an existing one without --force), checks the mailbox, and turns
-on start at login. Started from the desktop, with --start, or while the
-"not set up" tray is showing (which it then replaces), it starts the tray;
-otherwise (a terminal, --passphrase-file in scripts) it returns when done.
+on start at login. Started from the desktop, or with --start, it then
+starts the tray; from a terminal or with --passphrase-file (scripts) it
+returns when done. A "not set up" tray showing meanwhile gives way to the
+client once join is done.
 
 Exit codes: 0 joined, 2 bad command line or a config is already there,
 3 joined but the mailbox check failed, 4 this computer failed, 5 wrong
@@ -78,17 +79,20 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	// A passphrase file means a script (a deployment tool): no dialogs, and
 	// no tray unless --start.
 	desktop := *passFile == "" && startedFromDesktop()
-	// A first-run tray waiting for this config ends when it is written; the
-	// tray started here replaces it, whoever ran join.
-	replaceTray := false
+	// While this runs, a first-run tray waiting for the config leaves it
+	// alone; it starts the client when join is done.
 	if path, perr := e.configFile(); perr == nil {
-		replaceTray = firstRunShowing(ctx, path)
+		if release, lerr := holdLock(ctx, path, "joining", time.Minute); lerr == nil {
+			defer release()
+		} else {
+			e.logger(false).Debug("no joining lock", "err", lerr)
+		}
 	}
 	err = e.join(ctx, pos[0], *passFile, *force, desktop)
 	var ee *exitError
 	switch {
 	case err == nil:
-		if desktop || *start || replaceTray {
+		if desktop || *start {
 			if serr := startTrayDetached(e); serr != nil {
 				err = serr
 			}
@@ -96,7 +100,7 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 		if desktop && err == nil {
 			_ = dialog.Info(ctx, "ipsync", "This PC is set up. The ipsync icon in the tray shows the server's address.")
 		}
-	case errors.As(err, &ee) && ee.code == exitNetwork && (desktop || replaceTray):
+	case errors.As(err, &ee) && ee.code == exitNetwork && desktop:
 		// Joined, but the check failed: the tray shows what goes on.
 		_ = startTrayDetached(e)
 	}
@@ -331,6 +335,10 @@ func startTrayDetached(e *env) error {
 	if e.configPath != "" {
 		args = append(args, "--config", e.configPath)
 	}
+	if path, err := e.configFile(); err == nil && lockHeld(context.Background(), path, "client") {
+		fmt.Fprintln(e.stdout, "ipsync is already running with the config as it was: quit it from its menu and start it again to use the new one")
+		return nil
+	}
 	if err := startDetached(exe, args); err != nil {
 		return fmt.Errorf("start the tray (start it from the menu, or run `ipsync client`): %w", err)
 	}
@@ -342,6 +350,7 @@ func startTrayDetached(e *env) error {
 // without a console (Windows), with no standard streams, and does not wait.
 func startDetachedProcess(exe string, args []string) error {
 	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), startedByIpsync+"=1")
 	cmd.SysProcAttr = detachedAttr()
 	if err := cmd.Start(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,24 +77,41 @@ func startFirstRun(t *testing.T, d *dbustest.Desktop, env ...string) *trayClient
 }
 
 // TestFirstRunTrayGivesWayToJoin: while the "not set up" tray shows, a
-// join run from a terminal (no --start) writes the config, starts the tray
-// that replaces it, and the first-run tray ends by itself: one icon, never
-// two. Without a first-run tray the same join starts nothing
-// (TestInviteJoinFetch).
+// join run from a terminal (no --start) writes the config; once join is
+// done, the first-run tray starts the client in its place and ends: one
+// icon, never two, never none. Without a first-run tray the same join
+// starts nothing (TestInviteJoinFetch).
 func TestFirstRunTrayGivesWayToJoin(t *testing.T) {
 	d := dbustest.StartDesktop(t)
 	et := newEnrolTest(t, false)
 	inv := et.invite(t)
-	c := startFirstRun(t, d) // HOME and XDG_CONFIG_HOME from newEnrolTest
+	started := filepath.Join(t.TempDir(), "started")
+	c := startFirstRun(t, d, detachedLogEnv+"="+started) // HOME and XDG_CONFIG_HOME from newEnrolTest
 	d.WaitItem(t).WaitToolTip(t, `"ipsync: not set up …"`, func(s string) bool { return strings.HasPrefix(s, "ipsync: not set up") })
 	code, out, errOut := runCLI(t, "join", inv, "--passphrase-file", et.passFile)
 	if code != exitOK {
 		t.Fatalf("join = %d\n%s%s", code, out, errOut)
 	}
-	if len(et.started) != 1 || et.started[0][1] != "client" || !strings.Contains(out, "started the tray") {
-		t.Errorf("join beside the first-run tray started %q, want one `client`:\n%s", et.started, out)
+	if len(et.started) != 0 {
+		t.Errorf("a terminal join started %q itself; the first-run tray should", et.started)
 	}
 	if err := c.wait(t); err != nil {
 		t.Fatalf("the first-run tray after join: %v, want it to end with status 0", err)
+	}
+	if got, _ := os.ReadFile(started); string(got) != `["client"]`+"\n" {
+		t.Errorf("the first-run tray started %q, want one client", got)
+	}
+}
+
+// TestSecondFirstRunEnds: a second "not set up" tray ends at once, saying
+// the first is showing.
+func TestSecondFirstRunEnds(t *testing.T) {
+	d := dbustest.StartDesktop(t)
+	home, cfgHome := t.TempDir(), t.TempDir()
+	startFirstRun(t, d, "HOME="+home, "XDG_CONFIG_HOME="+cfgHome)
+	d.WaitItem(t)
+	second := startFirstRun(t, d, "HOME="+home, "XDG_CONFIG_HOME="+cfgHome)
+	if err := second.wait(t); err != nil || !strings.Contains(second.stderr.String(), "already showing") {
+		t.Errorf("second first-run tray: %v %q, want status 0 and \"already showing\"", err, second.stderr.String())
 	}
 }
