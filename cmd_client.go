@@ -89,11 +89,15 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Read and forget: the mark is for this process, not for what it
+	// starts (hooks, a browser, a later client).
+	byIpsync := os.Getenv(startedByIpsync) != ""
+	os.Unsetenv(startedByIpsync)
 	release, err := holdLock(ctx, cfg.Path, "client", instanceWait)
 	switch {
 	case errors.Is(err, errAlreadyRunning):
 		log.Info("ipsync client is already running with this config; this one ends", "config", cfg.Path)
-		if os.Getenv(startedByIpsync) != "" {
+		if byIpsync {
 			return nil // started by join or the first-run tray: the running one is the one wanted
 		}
 		fmt.Fprintf(e.stderr, "ipsync client is already running with %s; this one ends\n", cfg.Path)

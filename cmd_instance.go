@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"ipsync/statefile"
@@ -16,10 +17,11 @@ import (
 // The locks that keep a PC's client processes in step, one set per config
 // file: "client" is held by the running client (one per config), "first-run"
 // by the not-set-up tray waiting for that config, "joining" by `ipsync join`
-// while it writes and checks it. They live in this machine's own folder for
-// such files (XDG_RUNTIME_DIR, else the user cache folder: %LOCALAPPDATA% on
-// Windows), not beside the config, which may be on a network share seen by
-// other PCs; the system drops a lock when its holder ends, however it ends.
+// while it writes and checks it. They live in the user cache folder
+// (~/.cache/ipsync, %LOCALAPPDATA%\ipsync, ~/Library/Caches/ipsync), which is
+// this machine's own, not beside the config, which may be on a network share
+// seen by other PCs; the system drops a lock when its holder ends, however
+// it ends.
 
 // errAlreadyRunning: another process holds the lock.
 var errAlreadyRunning = errors.New("already running")
@@ -33,17 +35,24 @@ var instanceWait = 2 * time.Second
 // running end without a word: the one that runs is the one wanted.
 const startedByIpsync = "IPSYNC_STARTED_BY"
 
-// lockPath is the lock of kind for configPath.
+// lockPath is the lock of kind for configPath: one name for every spelling
+// of the config's path (relative, through a link, in another case on
+// Windows), in one folder whatever the session sets (a terminal, sudo -u or
+// a deployment tool as well as the desktop).
 func lockPath(configPath, kind string) (string, error) {
 	abs, err := filepath.Abs(configPath)
 	if err != nil {
 		return "", err
 	}
-	dir := os.Getenv("XDG_RUNTIME_DIR")
-	if dir == "" || runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
-		if dir, err = os.UserCacheDir(); err != nil {
-			return "", err
-		}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(dir, filepath.Base(abs))
+	}
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		abs = strings.ToLower(abs) // case-insensitive file systems
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return filepath.Join(dir, "ipsync", fmt.Sprintf("%x.%s", sum[:8], kind)), nil

@@ -14,7 +14,7 @@ import (
 // processes); a waiter gives up with errAlreadyRunning, or with ctx's error
 // when ctx ends; lockHeld makes nothing for a lock never made.
 func TestHoldLock(t *testing.T) {
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if lockHeld(t.Context(), cfg, "client") {
 		t.Fatal("lockHeld before any lock = true")
@@ -50,8 +50,13 @@ func TestHoldLock(t *testing.T) {
 	if lockHeld(t.Context(), cfg, "client") {
 		t.Error("lockHeld after release = true")
 	}
-	if filepath.Dir(filepath.Dir(path)) != os.Getenv("XDG_RUNTIME_DIR") {
-		t.Errorf("lock %s not under XDG_RUNTIME_DIR", path)
+	if filepath.Dir(filepath.Dir(path)) != os.Getenv("XDG_CACHE_HOME") {
+		t.Errorf("lock %s not under the cache folder", path)
+	}
+	// Every spelling of the config's path is one lock.
+	t.Chdir(filepath.Dir(cfg))
+	if rel, err := lockPath("config.yaml", "client"); err != nil || rel != path {
+		t.Errorf("lockPath(relative) = %s, %v; want %s", rel, err, path)
 	}
 }
 
@@ -59,7 +64,7 @@ func TestHoldLock(t *testing.T) {
 // joining lock, though the config is already there, and goes on once the
 // join is done.
 func TestWaitForJoined(t *testing.T) {
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	synctest.Test(t, func(t *testing.T) {
 		release, err := holdLock(t.Context(), cfg, "joining", time.Second)

@@ -81,11 +81,14 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 	desktop := *passFile == "" && startedFromDesktop()
 	// While this runs, a first-run tray waiting for the config leaves it
 	// alone; it starts the client when join is done.
+	// It lets go before its last message, so the new icon is alone.
+	doneJoining := func() {}
 	if path, perr := e.configFile(); perr == nil {
-		if release, lerr := holdLock(ctx, path, "joining", time.Minute); lerr == nil {
+		if release, lerr := holdLock(ctx, path, "joining", 5*time.Second); lerr == nil {
+			doneJoining = release
 			defer release()
 		} else {
-			e.logger(false).Debug("no joining lock", "err", lerr)
+			e.logger(false).Warn("cannot tell a waiting set-up tray that a join is at work", "err", lerr)
 		}
 	}
 	err = e.join(ctx, pos[0], *passFile, *force, desktop)
@@ -97,12 +100,14 @@ func runJoin(ctx context.Context, e *env, args []string) error {
 				err = serr
 			}
 		}
+		doneJoining()
 		if desktop && err == nil {
 			_ = dialog.Info(ctx, "ipsync", "This PC is set up. The ipsync icon in the tray shows the server's address.")
 		}
 	case errors.As(err, &ee) && ee.code == exitNetwork && desktop:
 		// Joined, but the check failed: the tray shows what goes on.
 		_ = startTrayDetached(e)
+		doneJoining()
 	}
 	if err != nil && desktop && !errors.Is(err, dialog.ErrCanceled) {
 		_ = dialog.Error(ctx, "ipsync: joining failed", err.Error())

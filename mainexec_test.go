@@ -46,7 +46,6 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Setenv("XDG_CACHE_HOME", cache)
-	os.Setenv("XDG_RUNTIME_DIR", "")
 	code := m.Run()
 	os.RemoveAll(cache)
 	os.Exit(code)

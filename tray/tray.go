@@ -280,22 +280,30 @@ func (t *Tray) run(ctx context.Context, u ui) error {
 	ready := make(chan struct{})
 	runReturned := make(chan struct{})
 	quitDone := make(chan struct{})
-	go func() {
-		defer close(quitDone)
-		<-ctx.Done()
-		select {
-		case <-ready:
-			u.quit()
-		case <-runReturned:
-		}
-	}()
-
 	var (
 		mu       sync.Mutex
 		started  bool
 		stopped  bool
 		loopDone = make(chan struct{})
 	)
+	go func() {
+		defer close(quitDone)
+		<-ctx.Done()
+		select {
+		case <-ready:
+			// No redraw may reach the tray after Quit: on Linux, Quit
+			// closes the bus connection and a SetIcon after it panics.
+			mu.Lock()
+			wait := started
+			mu.Unlock()
+			if wait {
+				<-loopDone
+			}
+			u.quit()
+		case <-runReturned:
+		}
+	}()
+
 	u.run(func() {
 		mu.Lock()
 		defer mu.Unlock()

@@ -24,6 +24,9 @@ type fakeUI struct {
 	quitOnce sync.Once
 	quitCh   chan struct{}
 	openedCh chan struct{}
+	gate     chan struct{} // when set, setIcon waits for it to close
+	quitted  bool          // quit was called
+	late     int           // setIcon/setTooltip calls after quit
 }
 
 func newFakeUI() *fakeUI {
@@ -35,19 +38,36 @@ func (f *fakeUI) run(onReady func()) {
 	<-f.quitCh
 }
 
-func (f *fakeUI) quit() { f.quitOnce.Do(func() { close(f.quitCh) }) }
+func (f *fakeUI) quit() {
+	f.mu.Lock()
+	f.quitted = true
+	f.mu.Unlock()
+	f.quitOnce.Do(func() { close(f.quitCh) })
+}
 
 func (f *fakeUI) setIcon(name string) {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.icon = name
 	f.icons++
+	if f.quitted {
+		f.late++
+	}
 }
 
 func (f *fakeUI) setTooltip(text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tooltip = text
+	if f.quitted {
+		f.late++
+	}
 }
 
 func (f *fakeUI) addItem(label string, checkbox bool) menuItem {
@@ -504,4 +524,36 @@ func TestTraySignIn(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestNoRedrawAfterQuit: a stop while the tray is redrawing quits the tray
+// only once the redraw is over: on Linux, Quit closes the bus connection and
+// a SetIcon after it panics ("dbus: connection closed by user").
+func TestNoRedrawAfterQuit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, Options{NoNotify: true}, health.Status{State: health.Current, IPv4: addrA})
+		gate := make(chan struct{})
+		h.ui.mu.Lock()
+		h.ui.gate = gate
+		h.ui.mu.Unlock()
+		h.tray.SetStatus(health.Status{State: health.Stale, IPv4: addrA})
+		synctest.Wait() // the redraw waits in setIcon
+		h.cancel()
+		synctest.Wait()
+		h.ui.mu.Lock()
+		quitted := h.ui.quitted
+		h.ui.mu.Unlock()
+		if quitted {
+			t.Error("the tray quit while a redraw was under way")
+		}
+		close(gate)
+		if err := <-h.done; err != nil {
+			t.Errorf("run() = %v", err)
+		}
+		h.ui.mu.Lock()
+		defer h.ui.mu.Unlock()
+		if h.ui.late != 0 || !h.ui.quitted {
+			t.Errorf("%d drawing calls after quit (quit called: %v), want none and a quit", h.ui.late, h.ui.quitted)
+		}
+	})
 }
