@@ -318,6 +318,16 @@ log "first run: Join with an invitation… → file chooser → passphrase → t
 # The joined tray took the icon's place (Wine 8's stand-alone tray window
 # may leave the place blank after the first icon goes, but it answers): its
 # full menu, and its Quit.
+# Wine repaints the tray window some time after the first-run icon goes:
+# let the display settle, or the repaint lands between open_menu's two
+# pictures and is taken for part of the menu.
+settled() {
+	shot "$work/settle-a.png"
+	sleep 0.5
+	shot "$work/settle-b.png"
+	[ -z "$(bbox "$work/settle-a.png" "$work/settle-b.png")" ]
+}
+wait_for 20 "the display to settle after the first-run tray ended" settled
 open_menu
 step firstrun-joined-menu
 # Address, status | Copy address, Fetch now | … : taller than the first.
