@@ -107,7 +107,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 			_ = dialog.Info(ctx, "ipsync", "ipsync is already running on this PC: see its icon in the tray (or, without one, the ipsync-client service).")
 		}
 		return nil
-	case ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil:
 		return nil // stopped while waiting: an ordinary stop
 	case err != nil:
 		log.Warn("cannot make sure only one client runs with this config", "err", err)
