@@ -113,36 +113,33 @@ func waitForJoined(ctx context.Context, path string, every time.Duration) bool {
 
 // joinFromTray asks for the invitation file and runs `ipsync join FILE`
 // as a separate process from the desktop, so it asks for the passphrase in
-// a dialog, reports in a dialog and starts the new tray. It reports
-// whether the join succeeded.
-func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body string)) bool {
+// a dialog, reports in a dialog and starts the new tray.
+func joinFromTray(ctx context.Context, log *slog.Logger, tell func(title, body string)) {
 	path, err := dialog.OpenFile(ctx, "ipsync: choose the invitation (.ipsync file)", "*.ipsync", downloadsDir())
 	switch {
 	case errors.Is(err, dialog.ErrCanceled):
-		return false
+		return
 	case errors.Is(err, dialog.ErrUnavailable):
 		// No dialog program: a notification is all there is to say it with.
 		log.Warn("cannot show the file chooser", "err", err)
 		tell("ipsync: cannot show a file chooser", "Install zenity and start ipsync again; or run `ipsync join FILE` in a terminal, or double-click the invitation file.")
-		return false
+		return
 	case err != nil:
 		log.Warn("cannot show the file chooser", "err", err)
 		_ = dialog.Error(ctx, "ipsync", "Cannot show a file chooser ("+err.Error()+"). Run `ipsync join FILE` in a terminal, or double-click the invitation file.")
-		return false
+		return
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		log.Warn("cannot find the program to run join", "err", err)
-		return false
+		return
 	}
 	// Not bound to ctx: this tray ends once the config is written, and the
 	// join must go on to its check, login entry, tray and message.
 	cmd := exec.Command(exe, "join", path)
 	if err := cmd.Run(); err != nil {
 		log.Warn("join failed", "file", path, "err", err)
-		return false
 	}
-	return true
 }
 
 // downloadsDir is where a saved mail attachment usually is: the Downloads

@@ -33,10 +33,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"ipsync/internal/dbustest"
 )
 
 // Timeout bounds every wait and every program run in this package.
@@ -113,7 +114,7 @@ func Start(t testing.TB) *Display {
 		t.Fatalf("pipe for Xvfb -displayfd: %v", err)
 	}
 	defer r.Close()
-	var log lockedBuffer
+	var log dbustest.Buffer // Xvfb's output, read by failure messages
 	// The server runs until t ends: then ctx is canceled, Xvfb gets
 	// SIGTERM (it removes its lock file and socket) and, if it has not
 	// exited a few seconds later, SIGKILL.
@@ -432,23 +433,4 @@ func contains(wins []Window, w Window) bool {
 		}
 	}
 	return false
-}
-
-// lockedBuffer collects Xvfb's output, written by os/exec's copying
-// goroutine and read by failure messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
